@@ -1,0 +1,232 @@
+"""``guichet bench``: throughput figures as ratios against a peer measured in the same run.
+
+Both benchmarks build a throwaway instance (its own SoftHSM token folder and database) with
+the default ceremony, so the figures are those of the key sizes a real instance uses.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import insert
+
+from ra.config import ISSUING_SLUG, Settings, load_settings
+
+BENCH_PINS = {
+    "GUICHET_ROOT_PIN": "20260001", "GUICHET_ROOT_SO_PIN": "20260002",
+    "GUICHET_CA_PIN": "20260003", "GUICHET_CA_SO_PIN": "20260004",
+}
+
+
+@contextmanager
+def throwaway_instance(database_url: str | None) -> Iterator[Settings]:
+    """A fresh instance in a temp dir with its own SoftHSM tokens (set before any token use)."""
+    with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
+        directory = Path(tmp)
+        tokens = directory / "tokens"
+        tokens.mkdir()
+        conf = directory / "softhsm2.conf"
+        conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+        os.environ["SOFTHSM2_CONF"] = str(conf)
+        os.environ.update(BENCH_PINS)
+        tag = secrets.token_hex(3)
+        settings = load_settings(
+            instance=directory / "instance", root_token_label=f"bench-root-{tag}",
+            ca_token_label=f"bench-ca-{tag}",
+            database_url=database_url or f"sqlite:///{directory / 'bench.db'}",
+        )
+        from ra.instance import Instance
+        from ra.services.setup import initialise
+
+        instance = Instance.open(settings)
+        try:
+            initialise(instance)
+        finally:
+            instance.close()
+        yield settings
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GUICHET_INSTANCE=str(settings.instance), GUICHET_DATABASE_URL=settings.database_url,
+        GUICHET_ROOT_TOKEN=settings.root_token_label, GUICHET_CA_TOKEN=settings.ca_token_label,
+        GUICHET_SECRET_KEY=settings.secret_key.hex(),
+    )
+    return env
+
+
+# --- issuance ----------------------------------------------------------------------------------
+
+def _holder_csrs(count: int) -> list[bytes]:
+    """CSRs from distinct ECDSA P-256 keys (made before the clock starts)."""
+    csrs = []
+    for _ in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+        csrs.append(csr.public_bytes(serialization.Encoding.DER))
+    return csrs
+
+
+def _issue_worker(settings: Settings, csrs: list[bytes], barrier: multiprocessing.synchronize.Barrier) -> int:
+    from ca.profiles import HolderSubject
+    from ra.instance import Instance
+    from ra.services.issuance import IssueCommand, issue_certificate
+
+    instance = Instance.open(settings)
+    with instance.factory() as session:
+        instance.ca.issuer(session)  # open the token, build the linter: not timed
+    subject = HolderSubject(
+        organization="COMMUNE DE SAINT-BRIEUC", siren="212202782", siret=None,
+        given_names="Marie", surname="Dubois", email="marie.dubois@example.fr", title=None,
+    )
+    barrier.wait()
+    for csr in csrs:
+        issue_certificate(instance.factory, instance.ca,
+                          IssueCommand(subject=subject, csr=csr, profile="rgs2-entite-double", actor="bench"))
+    instance.close()
+    return len(csrs)
+
+
+def _sign_worker(settings: Settings, count: int, barrier: multiprocessing.synchronize.Barrier) -> int:
+    from ca.signer import KeySigner
+    from ra.authority import load_authority
+    from ra.instance import Instance
+
+    instance = Instance.open(settings)
+    with instance.factory() as session:
+        ref = load_authority(session, ISSUING_SLUG)
+    signer = KeySigner(instance.ca.signing_key(ref))
+    digest = signer.hasher().digest()
+    barrier.wait()
+    for i in range(count):
+        signer.sign_digest(digest)
+    instance.close()
+    return count
+
+
+def _run_parallel(target, settings: Settings, shares: list, workers: int) -> float:  # type: ignore[no-untyped-def]
+    ctx = multiprocessing.get_context("spawn")  # children load PKCS#11 afresh
+    barrier = ctx.Barrier(workers + 1)
+    procs = [ctx.Process(target=target, args=(settings, shares[i], barrier)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a benchmark worker failed (exit {p.exitcode})")
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class IssuanceFigures:
+    certs_per_s: float
+    raw_sign_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.certs_per_s / self.raw_sign_per_s
+
+    def line(self) -> str:
+        return (f"issuance certs_per_s={self.certs_per_s:.1f} raw_sign_per_s={self.raw_sign_per_s:.1f} "
+                f"ratio={self.ratio:.2f}")
+
+
+def bench_issuance(count: int, workers: int, database_url: str | None, echo=print) -> IssuanceFigures:  # type: ignore[no-untyped-def]
+    with throwaway_instance(database_url) as settings:
+        echo(f"preparing {count} CSRs …")
+        csrs = _holder_csrs(count)
+        shares = [csrs[i::workers] for i in range(workers)]
+        echo(f"raw signing with the issuing CA key, {workers} processes …")
+        raw_time = _run_parallel(_sign_worker, settings, [count // workers] * workers, workers)
+        raw = (count // workers) * workers / raw_time
+        echo(f"issuance (reserve, lint, HSM sign, store, audit), {workers} processes …")
+        issue_time = _run_parallel(_issue_worker, settings, shares, workers)
+        return IssuanceFigures(count / issue_time, raw)
+
+
+# --- CRL ---------------------------------------------------------------------------------------
+
+def _fill_revoked(settings: Settings, entries: int, echo) -> None:  # type: ignore[no-untyped-def]
+    from ra.authority import load_authority
+    from ra.db import utcnow
+    from ra.instance import Instance
+    from ra.models import Certificate, CertificateState
+
+    instance = Instance.open(settings)
+    now = utcnow().replace(microsecond=0)
+    with instance.factory() as session:
+        authority_id = load_authority(session, ISSUING_SLUG).id
+    reasons = [None, 1, 3, 4, 5, 9]
+    table = Certificate.__table__
+    batch = 50_000
+    with instance.engine.begin() as conn:
+        for start in range(0, entries, batch):
+            rows = []
+            for i in range(start, min(entries, start + batch)):
+                rows.append(dict(
+                    authority_id=authority_id, serial=format(secrets.randbits(126) | (1 << 126), "x"),
+                    state=CertificateState.ISSUED.value, profile="rgs2-entite-double", subject="CN=bench",
+                    email="", public_key_der=b"", not_before=now - timedelta(days=400),
+                    not_after=now + timedelta(days=700), reserved_at=now, issued_at=now,
+                    revoked_at=now - timedelta(seconds=i * 7 % 31_000_000),
+                    revocation_reason=reasons[i % len(reasons)],
+                ))
+            conn.execute(insert(table), rows)
+            echo(f"  {min(entries, start + batch)} / {entries} revoked rows")
+    instance.close()
+
+
+@dataclass(frozen=True)
+class CRLFigures:
+    entries: int
+    guichet_s: float
+    openssl_s: float
+    guichet_rss_mb: float
+    openssl_rss_mb: float
+
+    def line(self) -> str:
+        return (f"crl entries={self.entries} guichet_s={self.guichet_s:.2f} openssl_s={self.openssl_s:.2f} "
+                f"ratio={self.guichet_s / self.openssl_s:.2f} guichet_rss_mb={self.guichet_rss_mb:.0f} "
+                f"openssl_rss_mb={self.openssl_rss_mb:.0f} "
+                f"rss_ratio={self.guichet_rss_mb / self.openssl_rss_mb:.2f}")
+
+
+def bench_crl(entries: int, database_url: str | None, echo=print) -> CRLFigures:  # type: ignore[no-untyped-def]
+    from ra.authority import load_authority
+    from ra.bench_peer import measure_child, openssl_gencrl
+    from ra.db import utcnow
+    from ra.instance import Instance
+    from ra.services.crl import revoked_entries
+
+    with throwaway_instance(database_url) as settings:
+        echo(f"writing {entries} revoked certificates to the database …")
+        _fill_revoked(settings, entries, echo)
+        echo("guichet crl publish (child process) …")
+        ours = measure_child([sys.executable, "-m", "ra.cli", "crl", "publish"],
+                             env=child_environment(settings))
+        echo("openssl ca -gencrl on the same entries …")
+        instance = Instance.open(settings)
+        with instance.factory() as session, tempfile.TemporaryDirectory() as work:
+            ref = load_authority(session, ISSUING_SLUG)
+            key_bits = ref.certificate.public_key().key_size
+            peer = openssl_gencrl(revoked_entries(session, ref.id, utcnow()),
+                                  key_bits=key_bits, workdir=Path(work))
+        instance.close()
+        return CRLFigures(entries, ours.seconds, peer.seconds, ours.rss_mb, peer.rss_mb)
+

@@ -1,0 +1,1 @@
+"""Business operations: each checks, changes state and audits in one transaction."""

@@ -1,0 +1,124 @@
+"""Issuing a holder certificate, in Boulder's order.
+
+1. check the request (CSR signature and key) — nothing is reserved for a bad request;
+2. reserve a random serial and record everything that will be signed (own transaction);
+3. the CA core builds, lints a throwaway-signed copy, signs on the HSM, compares the TBS;
+4. store the signed certificate (own transaction).
+A failure in step 3 marks the reservation failed. A crash between 3 and 4 leaves the row
+``reserved``: the database still knows the serial and its content, and it can be revoked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ca.errors import CAError
+from ca.issuance import IssuanceRequest
+from ca.profiles import HolderSubject, check_public_key, get_profile, parse_csr
+from ra import audit
+from ra.authority import CertificationAuthority, load_authority
+from ra.config import ISSUING_SLUG
+from ra.db import transaction, utcnow
+from ra.errors import InvalidInput
+from ra.models import Certificate, CertificateState
+
+MAX_VALIDITY = timedelta(days=3 * 365)
+SERIAL_BITS = 127  # 16 octets, positive, top bit forced: fixed length, 126 random bits
+
+
+def new_serial() -> int:
+    return secrets.randbits(SERIAL_BITS - 1) | (1 << (SERIAL_BITS - 1))
+
+
+@dataclass(frozen=True)
+class IssueCommand:
+    subject: HolderSubject
+    csr: bytes  # PEM or DER
+    profile: str
+    actor: str
+    validity: timedelta = MAX_VALIDITY
+
+
+def issue_certificate(
+    factory: sessionmaker[Session], ca: CertificationAuthority, command: IssueCommand,
+    *, now: datetime | None = None,
+) -> Certificate:
+    now = now or utcnow()
+    profile = get_profile(command.profile)
+    not_before = now.replace(microsecond=0)
+    not_after = not_before + command.validity
+    if command.validity > MAX_VALIDITY or command.validity <= timedelta(0):
+        raise InvalidInput("Validity must be positive and at most 3 years.")
+    csr = parse_csr(command.csr)  # 1. proof of possession, no requested extensions
+    check_public_key(csr.public_key(), not_after=not_after)
+    spki = csr.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    cert = _reserve(factory, command, profile.name, spki, not_before, not_after)  # 2.
+    request = IssuanceRequest(
+        serial=int(cert.serial, 16), subject=command.subject, public_key_der=spki,
+        profile=profile.name, not_before=not_before, not_after=not_after,
+    )
+    try:
+        with factory() as session:
+            issuer = ca.issuer(session)
+        issued = issuer.issue(request)  # 3. lint, then sign on the HSM
+    except CAError as exc:
+        with transaction(factory) as session:
+            row = session.get(Certificate, cert.id)
+            assert row is not None
+            row.state = CertificateState.FAILED
+            row.failure = str(exc)[:2000]
+            audit.record(
+                session, actor=command.actor, action="certificate.fail",
+                object_type="certificate", object_id=row.serial, details={"error": row.failure},
+            )
+        raise
+
+    with transaction(factory) as session:  # 4.
+        row = session.get(Certificate, cert.id)
+        assert row is not None
+        row.state = CertificateState.ISSUED
+        row.der = issued.der
+        row.issued_at = utcnow()
+        audit.record(
+            session, actor=command.actor, action="certificate.issue", object_type="certificate",
+            object_id=row.serial, details={"profile": profile.name, "warnings": list(issued.warnings)},
+        )
+        return row
+
+
+def _reserve(
+    factory: sessionmaker[Session], command: IssueCommand, profile: str, spki: bytes,
+    not_before: datetime, not_after: datetime,
+) -> Certificate:
+    subject_text = command.subject.to_name().rfc4514_string()
+    for _attempt in range(3):
+        try:
+            with transaction(factory) as session:
+                authority = load_authority(session, ISSUING_SLUG)
+                cert = Certificate(
+                    authority_id=authority.id, serial=format(new_serial(), "x"),
+                    state=CertificateState.RESERVED, profile=profile, subject=subject_text,
+                    email=command.subject.email, public_key_der=spki,
+                    not_before=not_before, not_after=not_after,
+                )
+                session.add(cert)
+                session.flush()
+                audit.record(
+                    session, actor=command.actor, action="certificate.reserve",
+                    object_type="certificate", object_id=cert.serial,
+                    details={"profile": profile, "subject": subject_text,
+                             "not_after": not_after.isoformat()},
+                )
+                return cert
+        except IntegrityError:  # a serial collision: astronomically rare, draw again
+            continue
+    raise InvalidInput("Could not reserve a unique serial number.")
