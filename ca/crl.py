@@ -90,14 +90,14 @@ _INTEGER_HEADER = [bytes((0x02, n)) for n in range(MAX_SERIAL_OCTETS + 1)]
 
 # reason code → its Extension alone, and wrapped in the entry's Extensions SEQUENCE.
 # removeFromCRL is left out: RFC 5280 §5.3.1 keeps it for delta CRLs, and these are full CRLs.
-_REASON_EXTENSION = {
+_REASON_EXTENSION: dict[int | None, bytes] = {
     int(r): _extension(_OID_REASON_CODE, bytes((0x0A, 0x01, r)))
     for r in Reason
     if r not in (Reason.unspecified, Reason.remove_from_crl)
 }
 _REASON_EXTENSIONS = {code: _tlv(0x30, ext) for code, ext in _REASON_EXTENSION.items()}
-_REASON_EXTENSION[0] = _REASON_EXTENSIONS[0] = b""  # RFC 5280 §5.3.1: absent, not unspecified
-_REASON_EXTENSION[None] = _REASON_EXTENSIONS[None] = b""  # type: ignore[index]
+for _absent in (None, 0):  # RFC 5280 §5.3.1: no reasonCode rather than unspecified (0)
+    _REASON_EXTENSION[_absent] = _REASON_EXTENSIONS[_absent] = b""
 # An invalidityDate Extension is this prefix followed by a 17-octet GeneralizedTime.
 _INVALIDITY_PREFIX = _extension(_OID_INVALIDITY_DATE, b"\x00" * 17)[:-17]
 

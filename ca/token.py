@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 
+Role = Literal["public", "user", "so"]  # who a session is logged in as
+
+
 @dataclass(frozen=True)
 class KeySpec:
     """A key algorithm and size: ``rsa-2048|3072|4096``, ``ec-p256|p384``."""
@@ -145,9 +148,8 @@ class Token:
         """The one token with this label and/or serial, else TokenNotFound."""
         if label is None and serial is None:
             raise ValueError("Give a token label, a serial or both.")
-        wanted = " and ".join(
-            ([f"label {label!r}"] if label is not None else []) + ([f"serial {serial!r}"] if serial is not None else [])
-        )
+        wanted = " and ".join(f"{name} {value!r}" for name, value in (("label", label), ("serial", serial))
+                           if value is not None)
         library = load_module(module_path)
         with pkcs11_errors(f"looking for the token with {wanted}"):
             found = list(library.get_tokens(token_label=label, token_serial=serial.encode() if serial else None))
@@ -224,7 +226,7 @@ class Token:
         """
         if user_pin is not None and so_pin is not None:
             raise ValueError("Give a user PIN or an SO PIN, not both.")
-        role: Literal["public", "user", "so"] = (
+        role: Role = (
             "user" if user_pin is not None else "so" if so_pin is not None else "public"
         )
         if role == "user" and self.user_pin_locked:
@@ -266,7 +268,7 @@ def _describe(label: str | None, key_id: bytes | None) -> str:
 class TokenSession:
     """An open session on a token; every C call goes through one lock (see :mod:`ca.token_keys`)."""
 
-    def __init__(self, token: Token, p11_session: pkcs11.Session, role: Literal["public", "user", "so"]) -> None:
+    def __init__(self, token: Token, p11_session: pkcs11.Session, role: Role) -> None:
         self.token = token
         self.role = role
         self._session = p11_session
@@ -336,8 +338,11 @@ class TokenSession:
             is_rsa = private[Attribute.KEY_TYPE] == KeyType.RSA
             public_key = read_public_key(private) if is_rsa else None
         if public_key is None:  # EC private keys do not carry their point: read the public object
-            public_key = read_public_key(self._one(ObjectClass.PUBLIC_KEY, None, found_id))
-        return wrap_private_key(private, public_key, self._lock, f"{_describe(found_label, found_id)} on {self.token}")
+            public = self._one(ObjectClass.PUBLIC_KEY, None, found_id)
+            with self._guard("reading a public key"):
+                public_key = read_public_key(public)
+        name = f"{_describe(found_label, found_id)} on {self.token}"
+        return wrap_private_key(private, public_key, self._lock, name)
 
     def public_key_der(self, *, label: str | None = None, key_id: bytes | None = None) -> bytes:
         """The DER SubjectPublicKeyInfo of the one public key with this label and/or ID."""

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request, session
+from flask_babel import Babel, get_locale
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
 
 from ra.config import Settings
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+LOCALES = ("fr", "en")
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+def _select_locale() -> str:
+    wanted = request.args.get("lang")
+    if wanted in LOCALES:
+        session["lang"] = wanted
+    return session.get("lang") or request.accept_languages.best_match(LOCALES) or "fr"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from ra.blueprints.pki import bp as pki_bp
+    from ra import labels
+    from ra.blueprints import register_blueprints
     from ra.errorhandlers import register_error_handlers
+    from ra.fieldcrypt import FieldCipher
     from ra.instance import Instance
+    from ra.security import init_security
+    from ra.web import init_web
 
     instance = Instance.open(settings)
     app = Flask(__name__, template_folder=str(TEMPLATES))
@@ -24,8 +43,26 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=instance.settings.public_url.startswith("https://"),
+        SESSION_COOKIE_NAME="guichet_session",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        BABEL_DEFAULT_LOCALE="fr",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
     )
     app.extensions["guichet"] = instance
-    app.register_blueprint(pki_bp)
+    app.extensions["guichet_cipher"] = FieldCipher(instance.settings.secret_key)
+    csrf.init_app(app)
+    Babel(app, locale_selector=_select_locale)
+    login_manager.init_app(app)
+    app.jinja_env.globals.update(
+        current_locale=lambda: str(get_locale() or "fr"),
+        has_endpoint=lambda endpoint: endpoint in app.view_functions,
+        role_label=lambda code: labels.label(labels.ROLE_LABELS, code),
+        state_label=lambda code: labels.label(labels.STATE_LABELS, code),
+        labels=labels,
+    )
+    init_web(app)
+    init_security(app)
+    register_blueprints(app)
     register_error_handlers(app)
     return app

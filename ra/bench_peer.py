@@ -8,7 +8,9 @@ CRL job can be measured in a child process of its own for a fair peak-RSS compar
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import subprocess
 import tempfile
 import time
@@ -82,6 +84,23 @@ class PeerResult:
     rss_mb: float
 
 
+# The measured command is forked from this tiny launcher, not from the (large) benchmark
+# process: a child's ru_maxrss counts the memory it shared with its parent before exec.
+_LAUNCHER = """
+import json, os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(out, "w") as f:
+    json.dump({"seconds": seconds, "rss_kib": usage.ru_maxrss,
+               "exit": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def measure_child(
     argv: Sequence[str], env: Mapping[str, str] | None = None, *, cwd: Path | None = None
 ) -> PeerResult:
@@ -90,24 +109,19 @@ def measure_child(
     Output goes to a temporary file, not a pipe, so a chatty child cannot block; it is
     quoted in the error when the child fails.
     """
-    with tempfile.TemporaryFile() as output:
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            list(argv),
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryDirectory() as tmp:
+        result_path = Path(tmp) / "result.json"
+        subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(result_path), *argv],
+            env=dict(env) if env is not None else None, cwd=cwd, stdin=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT, check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+        result = json.loads(result_path.read_text()) if result_path.exists() else {"exit": -1}
+        if result["exit"] != 0:
             output.seek(0)
             text = output.read().decode(errors="replace")[-4000:]
-            raise subprocess.CalledProcessError(process.returncode, list(argv), output=text)
-    return PeerResult(seconds=seconds, rss_mb=usage.ru_maxrss / 1024)  # KiB on Linux
+            raise subprocess.CalledProcessError(result["exit"], list(argv), output=text)
+    return PeerResult(seconds=result["seconds"], rss_mb=result["rss_kib"] / 1024)  # KiB on Linux
 
 
 def index_line(

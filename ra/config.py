@@ -83,7 +83,7 @@ def load_settings(**overrides: object) -> Settings:
         pkcs11_module=module,
         root_token_label=os.environ.get("GUICHET_ROOT_TOKEN", "guichet-ac-racine"),
         ca_token_label=os.environ.get("GUICHET_CA_TOKEN", "guichet-ac-entites"),
-        public_url=os.environ.get("GUICHET_PUBLIC_URL", f"http://{DEFAULT_BIND}"),
+        public_url=os.environ.get("GUICHET_PUBLIC_URL", "http://pki.example.com"),
         policy_oid=os.environ.get("GUICHET_POLICY_OID", "1.3.6.1.4.1.0.1.1.1"),
         crl_next_update_hours=int(os.environ.get("GUICHET_CRL_NEXT_UPDATE_HOURS", "168")),
         bind=os.environ.get("GUICHET_BIND", DEFAULT_BIND),

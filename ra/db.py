@@ -75,11 +75,18 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers lock up front; long read-only work (a CRL) must not block them.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session(factory: sessionmaker[Session]) -> Session:
+    """A session for long read-only work: on SQLite it does not take the write lock."""
+    bind = factory.kw["bind"]
+    return factory(bind=bind.execution_options(readonly=True))
 
 
 @contextmanager

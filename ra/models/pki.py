@@ -65,6 +65,8 @@ class Certificate(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revocation_reason: Mapped[int | None] = mapped_column(Integer)
     invalidity_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", use_alter=True), index=True)
+    revocation_code_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id
 
     authority: Mapped[Authority] = relationship()
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
-from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.crl import CRLParameters, build_crl
+from ca.crl import CRLParameters, write_crl
 from ca.signer import KeySigner
 from ra import audit
-from ra.authority import AuthorityRef, CertificationAuthority, load_authority
-from ra.db import transaction, utcnow
+from ra.authority import CertificationAuthority, load_authority
+from ra.db import read_session, transaction, utcnow
 from ra.errors import NotFound
 from ra.models import CRL, Authority, Certificate
 
@@ -65,53 +66,40 @@ def publish_crl(
         ref = load_authority(session, slug)
 
     signer = KeySigner(ca.signing_key(ref))
-    der, entries = _build(factory, ref, signer, number, now, next_update)
-    digest = hashlib.sha256(der).hexdigest()
-    write_atomically(publication_dir / crl_filename(slug), der)
+    params = CRLParameters.for_issuer(ref.certificate, number, now, next_update)
+    path = publication_dir / crl_filename(slug)
+    with atomic_file(path) as out, read_session(factory) as session:  # one snapshot
+        summary = write_crl(params, revoked_entries(session, ref.id, now), signer, out)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
 
     with transaction(factory) as session:
         crl = CRL(
             authority_id=ref.id, number=number, this_update=now, next_update=next_update,
-            entries=entries, sha256=digest, size=len(der),
+            entries=summary.entry_count, sha256=digest, size=summary.size,
         )
         session.add(crl)
         audit.record(
             session, actor=actor, action="crl.publish", object_type="crl", object_id=f"{slug}#{number}",
-            details={"entries": entries, "sha256": digest, "next_update": next_update.isoformat()},
+            details={"entries": summary.entry_count, "sha256": digest, "next_update": next_update.isoformat()},
         )
         return crl
 
 
-def _build(
-    factory: sessionmaker[Session], ref: AuthorityRef, signer: KeySigner, number: int,
-    this_update: datetime, next_update: datetime,
-) -> tuple[bytes, int]:
-    cert = ref.certificate
-    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    params = CRLParameters(
-        issuer_name=cert.subject.public_bytes(), authority_key_id=ski, crl_number=number,
-        this_update=this_update, next_update=next_update,
-    )
-    counter = _Counter()
-    with factory() as session:  # one read transaction: a consistent snapshot
-        der = build_crl(params, counter.wrap(revoked_entries(session, ref.id, this_update)), signer)
-    return der, counter.count
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def wrap(self, rows: Iterator[tuple]) -> Iterator[tuple]:
-        for self.count, row in enumerate(rows, 1):  # noqa: B007
-            yield row
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file that appears at ``path`` complete, or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -204,7 +204,7 @@ def test_library_errors_become_token_errors(
         raise library_error()
 
 
-def test_other_library_errors_keep_their_name(token: TestToken) -> None:
+def test_other_library_errors_keep_their_name() -> None:
     with pytest.raises(errors.TokenError, match="DataLenRange"), pkcs11_errors("signing"):
         raise p11x.DataLenRange()
 
@@ -372,6 +372,29 @@ def test_one_key_signs_safely_from_several_threads(token: TestToken) -> None:
     assert len(signed) == 80
     for data, signature in signed:
         key.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
+
+
+def test_threads_sign_in_parallel_each_with_its_own_session(token: TestToken) -> None:
+    """Without CKF_OS_LOCKING_OK (python-pkcs11 initialises with NULL) SoftHSM crashes here."""
+    with user_session(token) as session:
+        session.generate_key_pair(KeySpec.parse("rsa-2048"), label="k", key_id=b"\x01")
+    counts: list[int] = []
+
+    def sign_many() -> None:
+        with user_session(token) as own:
+            key = own.private_key(key_id=b"\x01")
+            for n in range(150):
+                data = b"%d" % n
+                key.public_key().verify(key.sign(data, padding.PKCS1v15(), hashes.SHA256()), data,
+                                        padding.PKCS1v15(), hashes.SHA256())
+            counts.append(n + 1)
+
+    threads = [threading.Thread(target=sign_many) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == [150, 150, 150]
 
 
 def test_key_used_after_its_session_closed_raises_token_removed(token: TestToken) -> None:

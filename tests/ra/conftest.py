@@ -92,3 +92,35 @@ def pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     yield instance
     instance.close()
     drop_database(url)
+
+
+@pytest.fixture
+def app(pki: Instance):  # type: ignore[no-untyped-def]
+    """The back-office on the shared instance (CSRF on, as in production)."""
+    from ra import create_app
+
+    application = create_app(pki.settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["guichet"].close()
+
+
+@pytest.fixture
+def browser(app):  # type: ignore[no-untyped-def]
+    from tests.ra.web import Browser
+
+    return Browser(app)
+
+
+@pytest.fixture
+def db_session(pki: Instance):  # type: ignore[no-untyped-def]
+    """A database session on the shared instance; committed objects stay for the session."""
+    with pki.factory() as s:
+        yield s
+
+
+@pytest.fixture
+def cipher(pki: Instance):  # type: ignore[no-untyped-def]
+    from ra.fieldcrypt import FieldCipher
+
+    return FieldCipher(pki.settings.secret_key)
