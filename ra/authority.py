@@ -9,17 +9,20 @@ from __future__ import annotations
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca.issuance import Issuer, IssuerConfig
 from ca.signer import SigningKey
 from ca.token import Token
 from ra.config import ISSUING_SLUG, ROOT_SLUG, Settings
 from ra.errors import NotFound
 from ra.models import Authority
+
+if TYPE_CHECKING:  # pkilint is heavy to import: only issuing processes load it
+    from ca.issuance import Issuer
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,15 @@ class CertificationAuthority:
         self._lock = threading.Lock()
         self._stack = ExitStack()
         self._keys: dict[str, SigningKey] = {}
-        self._issuer: Issuer | None = None
+        self._issuer: "Issuer | None" = None
+        self._refs: dict[str, AuthorityRef] = {}
+
+    def authority(self, session: Session, slug: str) -> AuthorityRef:
+        """The authority's record, read once per process (it never changes after the ceremony)."""
+        ref = self._refs.get(slug)
+        if ref is None:
+            ref = self._refs[slug] = load_authority(session, slug)
+        return ref
 
     def signing_key(self, ref: AuthorityRef) -> SigningKey:
         with self._lock:
@@ -67,9 +78,11 @@ class CertificationAuthority:
                 self._keys[ref.slug] = key
             return key
 
-    def issuer(self, session: Session) -> Issuer:
+    def issuer(self, session: Session) -> "Issuer":
         if self._issuer is None:
-            ref = load_authority(session, ISSUING_SLUG)
+            from ca.issuance import Issuer, IssuerConfig
+
+            ref = self.authority(session, ISSUING_SLUG)
             config = IssuerConfig(
                 ca_certificate=ref.certificate_der,
                 crl_url=self.settings.url_for_pki(f"{ISSUING_SLUG}.crl"),
@@ -82,5 +95,6 @@ class CertificationAuthority:
     def close(self) -> None:
         with self._lock:
             self._keys.clear()
+            self._refs.clear()
             self._issuer = None
             self._stack.close()

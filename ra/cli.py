@@ -159,10 +159,23 @@ def crl() -> None:
 @crl.command("publish")
 @click.option("--ca", "slug", default=ISSUING_SLUG, show_default=True,
               help="ac-rgs2-entites (holder CRL) or ac-racine (the root's ARL, root PIN needed).")
+@click.option("--if-due", is_flag=True,
+              help="Publish only if revocations are pending or the last CRL is 20 h old (for cron).")
 @user_errors
-def crl_publish(slug: str) -> None:
+def crl_publish(slug: str, if_due: bool) -> None:
+    from datetime import timedelta
+
+    from ra.services.crl import crl_due
+
     instance = current_instance()
     settings = instance.settings
+    if if_due:
+        with instance.factory() as session:
+            reason = crl_due(session, slug, utcnow(), max_age=timedelta(hours=20))
+        if reason is None:
+            click.echo(f"CRL {slug} is current; nothing published.")
+            return
+        click.echo(f"Publishing: {reason}.")
     hours = 24 * 365 if slug != ISSUING_SLUG else settings.crl_next_update_hours
     row = publish_crl(instance.factory, instance.ca, slug, actor=CLI_ACTOR,
                       publication_dir=settings.publication_dir, next_update_hours=hours)

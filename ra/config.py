@@ -34,6 +34,8 @@ class Settings:
     policy_oid: str
     crl_next_update_hours: int
     bind: str
+    territory: tuple[str, ...]  # départements whose entities may sign a convention
+    bpu_path: Path | None  # price schedule; None = the built-in default
     secret_key: bytes = field(repr=False)
 
     @property
@@ -87,6 +89,10 @@ def load_settings(**overrides: object) -> Settings:
         policy_oid=os.environ.get("GUICHET_POLICY_OID", "1.3.6.1.4.1.0.1.1.1"),
         crl_next_update_hours=int(os.environ.get("GUICHET_CRL_NEXT_UPDATE_HOURS", "168")),
         bind=os.environ.get("GUICHET_BIND", DEFAULT_BIND),
+        territory=tuple(
+            d.strip() for d in os.environ.get("GUICHET_TERRITORY", "22,29,35,56").split(",") if d.strip()
+        ),
+        bpu_path=Path(os.environ["GUICHET_BPU"]) if os.environ.get("GUICHET_BPU") else None,
         secret_key=b"",
     )
     values.update(overrides)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ra.authority import CertificationAuthority
 from ra.config import Settings, load_settings
 from ra.db import make_engine, make_session_factory
+from ra.documents.vault import DocumentVault
 
 
 @dataclass
@@ -25,6 +26,11 @@ class Instance:
         settings = settings or load_settings()
         engine = make_engine(settings.database_url)
         return cls(settings, engine, make_session_factory(engine), CertificationAuthority(settings))
+
+    @property
+    def vault(self) -> DocumentVault:
+        """The encrypted document store of this instance."""
+        return DocumentVault(self.settings.documents_dir, self.settings.secret_key)
 
     def close(self) -> None:
         self.ca.close()

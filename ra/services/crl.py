@@ -44,6 +44,25 @@ def revoked_entries(session: Session, authority_id: int, at: datetime) -> Iterat
         yield int(serial, 16), revoked_at, reason, invalidity
 
 
+def crl_due(session: Session, slug: str, now: datetime, *, max_age: timedelta) -> str | None:
+    """Why a new CRL should be published now (None if the last one is still current)."""
+    authority = session.scalar(select(Authority).where(Authority.slug == slug))
+    if authority is None:
+        raise NotFound(f"No certification authority {slug!r}: run `guichet init` first.")
+    last = session.scalar(
+        select(CRL).where(CRL.authority_id == authority.id).order_by(CRL.number.desc()).limit(1)
+    )
+    if last is None:
+        return "no CRL published yet"
+    if now - last.this_update >= max_age:
+        return f"the last CRL (#{last.number}) is older than {max_age}"
+    newer = session.scalar(
+        select(Certificate.serial).where(Certificate.authority_id == authority.id)
+        .where(Certificate.revoked_at >= last.this_update).limit(1)
+    )
+    return f"certificates revoked since CRL #{last.number}" if newer else None
+
+
 def crl_filename(slug: str) -> str:
     return f"{slug}.crl"
 

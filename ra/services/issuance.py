@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +23,7 @@ from ca.errors import CAError
 from ca.issuance import IssuanceRequest
 from ca.profiles import HolderSubject, check_public_key, get_profile, parse_csr
 from ra import audit
-from ra.authority import CertificationAuthority, load_authority
+from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG
 from ra.db import transaction, utcnow
 from ra.errors import InvalidInput
@@ -61,51 +62,50 @@ def issue_certificate(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
-    cert = _reserve(factory, command, profile.name, spki, not_before, not_after)  # 2.
+    with factory() as session:
+        issuer = ca.issuer(session)
+        authority_id = ca.authority(session, ISSUING_SLUG).id
+    cert = _reserve(factory, command, authority_id, profile.name, spki, not_before, not_after)  # 2.
     request = IssuanceRequest(
         serial=int(cert.serial, 16), subject=command.subject, public_key_der=spki,
         profile=profile.name, not_before=not_before, not_after=not_after,
     )
     try:
-        with factory() as session:
-            issuer = ca.issuer(session)
         issued = issuer.issue(request)  # 3. lint, then sign on the HSM
     except CAError as exc:
-        with transaction(factory) as session:
-            row = session.get(Certificate, cert.id)
-            assert row is not None
-            row.state = CertificateState.FAILED
-            row.failure = str(exc)[:2000]
-            audit.record(
-                session, actor=command.actor, action="certificate.fail",
-                object_type="certificate", object_id=row.serial, details={"error": row.failure},
-            )
+        _update(factory, cert, actor=command.actor, action="certificate.fail",
+                details={"error": str(exc)[:2000]},
+                state=CertificateState.FAILED, failure=str(exc)[:2000])
         raise
+    _update(factory, cert, actor=command.actor, action="certificate.issue",  # 4.
+            details={"profile": profile.name, "warnings": list(issued.warnings)},
+            state=CertificateState.ISSUED, der=issued.der, issued_at=utcnow())
+    return cert
 
-    with transaction(factory) as session:  # 4.
-        row = session.get(Certificate, cert.id)
-        assert row is not None
-        row.state = CertificateState.ISSUED
-        row.der = issued.der
-        row.issued_at = utcnow()
-        audit.record(
-            session, actor=command.actor, action="certificate.issue", object_type="certificate",
-            object_id=row.serial, details={"profile": profile.name, "warnings": list(issued.warnings)},
-        )
-        return row
+
+def _update(
+    factory: sessionmaker[Session], cert: Certificate, *, actor: str, action: str,
+    details: dict[str, object], **values: object,
+) -> None:
+    """Change the certificate row and audit it in one transaction (no re-read of the row)."""
+    with transaction(factory) as session:
+        session.execute(update(Certificate).where(Certificate.id == cert.id).values(**values))
+        audit.record(session, actor=actor, action=action, object_type="certificate",
+                     object_id=cert.serial, details=details)
+    for name, value in values.items():
+        setattr(cert, name, value)
 
 
 def _reserve(
-    factory: sessionmaker[Session], command: IssueCommand, profile: str, spki: bytes,
-    not_before: datetime, not_after: datetime,
+    factory: sessionmaker[Session], command: IssueCommand, authority_id: int, profile: str,
+    spki: bytes, not_before: datetime, not_after: datetime,
 ) -> Certificate:
     subject_text = command.subject.to_name().rfc4514_string()
     for _attempt in range(3):
         try:
             with transaction(factory) as session:
-                authority = load_authority(session, ISSUING_SLUG)
                 cert = Certificate(
-                    authority_id=authority.id, serial=format(new_serial(), "x"),
+                    authority_id=authority_id, serial=format(new_serial(), "x"),
                     state=CertificateState.RESERVED, profile=profile, subject=subject_text,
                     email=command.subject.email, public_key_der=spki,
                     not_before=not_before, not_after=not_after,

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from ca.errors import CAError, RequestError
+from ca.profiles import PROFILES
 from ra.config import ISSUING_SLUG, ROOT_SLUG
 from ra.db import utcnow
 from ra.instance import Instance
@@ -26,8 +27,9 @@ def counts(instance: Instance) -> tuple[int, int]:
                 session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
 
 
-def issue(instance: Instance, csr: bytes | None = None, **kwargs: object) -> Certificate:
-    command = IssueCommand(subject=holder(), csr=csr if csr is not None else csr_for(), profile="rgs2-entite-double",
+def issue(instance: Instance, csr: bytes | None = None, *, profile: str = "rgs2-entite-double",
+          **kwargs: object) -> Certificate:
+    command = IssueCommand(subject=holder(), csr=csr if csr is not None else csr_for(), profile=profile,
                            actor="test")
     return issue_certificate(instance.factory, instance.ca, command, **kwargs)  # type: ignore[arg-type]
 
@@ -61,10 +63,11 @@ def test_subject_comes_from_the_ra_not_the_csr(pki: Instance) -> None:
     assert common_names == ["Marie DUBOIS"]
 
 
-def test_issued_certificate_verifies_with_chain_and_crl(pki: Instance, tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_issued_certificate_verifies_with_chain_and_crl(pki: Instance, tmp_path: Path, profile: str) -> None:
     from ra.services.crl import publish_crl
 
-    cert = issue(pki)
+    cert = issue(pki, profile=profile)
     publish_crl(pki.factory, pki.ca, ISSUING_SLUG, actor="test",
                 publication_dir=pki.settings.publication_dir, next_update_hours=24)
     root, issuing = chain_files(pki, tmp_path)
@@ -81,8 +84,9 @@ def test_issued_certificate_verifies_with_chain_and_crl(pki: Instance, tmp_path:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_issued_certificate_passes_etsi_lint(pki: Instance, tmp_path: Path) -> None:
-    cert = issue(pki)
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_issued_certificate_passes_etsi_lint(pki: Instance, tmp_path: Path, profile: str) -> None:
+    cert = issue(pki, profile=profile, csr=csr_for(rsa_key(3072)))
     leaf = write_pem(tmp_path / "leaf.pem", cert.der)  # type: ignore[arg-type]
     result = subprocess.run(
         [str(VENV_BIN / "lint_etsi_cert"), "lint", "-t", "NCP-NATURAL-PERSON-CERTIFICATE", str(leaf)],

@@ -151,3 +151,17 @@ def test_revocation_fails_when_its_audit_row_cannot_be_written(pki: Instance) ->
         _refuse_audit_rows(pki, False)
     with pki.factory() as session:
         assert find_certificate(session, cert.serial).revoked_at is None
+
+
+def test_crl_due_after_a_revocation_and_when_old(pki: Instance) -> None:
+    from ra.services.crl import crl_due
+
+    publish(pki)
+    with pki.factory() as session:
+        assert crl_due(session, ISSUING_SLUG, utcnow(), max_age=timedelta(hours=20)) is None
+        assert "older" in (crl_due(session, ISSUING_SLUG, utcnow() + timedelta(hours=21),
+                                   max_age=timedelta(hours=20)) or "")
+    cert = issue(pki)
+    revoke(pki, cert.serial, Reason.superseded)
+    with pki.factory() as session:
+        assert "revoked since" in (crl_due(session, ISSUING_SLUG, utcnow(), max_age=timedelta(hours=20)) or "")
