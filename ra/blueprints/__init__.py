@@ -12,3 +12,13 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (pki, auth, home):
         app.register_blueprint(blueprint)
+    _register_api(app)
+
+
+def _register_api(app: Flask) -> None:
+    from ra import csrf
+    from ra.api import bp as api, load_resources
+
+    load_resources()
+    csrf.exempt(api)  # bearer tokens, no cookies: CSRF does not apply
+    app.register_blueprint(api)
