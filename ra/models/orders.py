@@ -56,6 +56,7 @@ class Order(Base):
     profile: Mapped[str] = mapped_column(String(64))
     token_choice: Mapped[TokenChoice] = mapped_column(String(10))
     reused_token_id: Mapped[int | None] = mapped_column(ForeignKey("usb_tokens.id"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("usb_tokens.id"))  # enrolled on
     state: Mapped[OrderState] = mapped_column(String(20), default=OrderState.DRAFT, index=True)
     ordered_on: Mapped[date] = mapped_column(Date)  # the order date (dossier and pricing rules)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,8 +26,8 @@ from ra import audit
 from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG
 from ra.db import transaction, utcnow
-from ra.errors import InvalidInput
-from ra.models import Certificate, CertificateState
+from ra.errors import IllegalTransition, InvalidInput
+from ra.models import Certificate, CertificateState, Order, OrderState
 
 MAX_VALIDITY = timedelta(days=3 * 365)
 SERIAL_BITS = 127  # 16 octets, positive, top bit forced: fixed length, 126 random bits
@@ -44,6 +44,7 @@ class IssueCommand:
     profile: str
     actor: str
     validity: timedelta = MAX_VALIDITY
+    order_id: int | None = None  # the order becomes ``issued`` in the same transaction as the cert
 
 
 def issue_certificate(
@@ -79,21 +80,52 @@ def issue_certificate(
         raise
     _update(factory, cert, actor=command.actor, action="certificate.issue",  # 4.
             details={"profile": profile.name, "warnings": list(issued.warnings)},
+            order_id=command.order_id,
             state=CertificateState.ISSUED, der=issued.der, issued_at=utcnow())
     return cert
 
 
 def _update(
     factory: sessionmaker[Session], cert: Certificate, *, actor: str, action: str,
-    details: dict[str, object], **values: object,
+    details: dict[str, object], order_id: int | None = None, **values: object,
 ) -> None:
-    """Change the certificate row and audit it in one transaction (no re-read of the row)."""
+    """Change the certificate row and audit it in one transaction (no re-read of the row).
+
+    With ``order_id``, the order becomes ``issued`` and points at the certificate in the same
+    transaction: an order is never issued without its certificate, nor the reverse.
+    """
     with transaction(factory) as session:
         session.execute(update(Certificate).where(Certificate.id == cert.id).values(**values))
+        if order_id is not None:
+            session.execute(update(Order).where(Order.id == order_id).values(
+                state=OrderState.ISSUED, certificate_id=cert.id))
         audit.record(session, actor=actor, action=action, object_type="certificate",
                      object_id=cert.serial, details=details)
     for name, value in values.items():
         setattr(cert, name, value)
+
+
+STALE_RESERVATION = timedelta(minutes=10)
+
+
+def _claim_order(session: Session, order_id: int) -> None:
+    """Under the order's row lock: one certificate per order, never two in flight.
+
+    A reservation left ``reserved`` for 10 minutes belongs to a process that stopped before
+    storing: it is marked failed (its serial stays known) and the order may be issued again.
+    """
+    session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+    rows = session.execute(
+        select(Certificate.id, Certificate.state, Certificate.reserved_at)
+        .where(Certificate.order_id == order_id)
+        .where(Certificate.state.in_([CertificateState.RESERVED, CertificateState.ISSUED]))
+    ).all()
+    for cert_id, state, reserved_at in rows:
+        if state == CertificateState.RESERVED and utcnow() - reserved_at > STALE_RESERVATION:
+            session.execute(update(Certificate).where(Certificate.id == cert_id).values(
+                state=CertificateState.FAILED, failure="abandoned reservation: stopped before storing"))
+            continue
+        raise IllegalTransition("Un certificat est déjà émis ou en cours d'émission pour cette commande.")
 
 
 def _reserve(
@@ -104,8 +136,10 @@ def _reserve(
     for _attempt in range(3):
         try:
             with transaction(factory) as session:
+                if command.order_id is not None:
+                    _claim_order(session, command.order_id)
                 cert = Certificate(
-                    authority_id=authority_id, serial=format(new_serial(), "x"),
+                    authority_id=authority_id, order_id=command.order_id, serial=format(new_serial(), "x"),
                     state=CertificateState.RESERVED, profile=profile, subject=subject_text,
                     email=command.subject.email, public_key_der=spki,
                     not_before=not_before, not_after=not_after,

@@ -1,0 +1,226 @@
+"""The back-office side of token enrolment at a delivery session (the station's counterpart).
+
+The station (on the operator's workstation, with the holder's token) registers the token,
+submits a CSR made by the token, writes the certificate back and confirms the delivery. The
+server issues only for an order whose identity was verified today, at a session of today, by
+this very operator.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date
+
+from argon2 import PasswordHasher
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ca.profiles import HolderSubject, parse_csr
+from ra import audit
+from ra.authority import CertificationAuthority
+from ra.config import ISSUING_SLUG, ROOT_SLUG
+from ra.db import transaction
+from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from ra.fieldcrypt import FieldCipher
+from ra.models import (
+    Certificate, DeliverySession, IdentityCheck, Order, OrderState, StaffAccount, TokenChoice,
+    TokenState, UsbToken,
+)
+from ra.permissions import Action, require_entity, visible_entity_ids
+from ra.services.issuance import IssueCommand, issue_certificate
+from ra.services.tokens import record_token_event
+
+SO_PIN_PURPOSE = "token-so-pin"
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+_hasher = PasswordHasher()
+
+
+def new_revocation_code() -> str:
+    """16 characters from 31 (about 79 bits), shown in 4 groups: XXXX-XXXX-XXXX-XXXX."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(16))
+    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+def normalise_code(code: str) -> str:
+    return code.strip().upper().replace(" ", "").replace("-", "")
+
+
+def hash_revocation_code(code: str) -> str:
+    return _hasher.hash(normalise_code(code))
+
+
+def enrolment_order(session: Session, actor: StaffAccount, order_id: int, today: date) -> Order:
+    """The order, if this operator may enrol its token now; typed errors otherwise."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("Commande introuvable.")
+    require_entity(session, actor, order.entity_id, Action.DELIVER)
+    delivery = session.get(DeliverySession, order.delivery_session_id) if order.delivery_session_id else None
+    if delivery is None or delivery.session_date != today:
+        raise IllegalTransition("Cette commande n'est pas dans une session de remise d'aujourd'hui.")
+    if delivery.operator_id != actor.id:
+        raise Forbidden("Seul l'opérateur de la session peut enrôler le support.")
+    check = session.scalar(select(IdentityCheck).where(IdentityCheck.order_id == order.id)
+                           .order_by(IdentityCheck.id.desc()).limit(1))
+    if check is None or check.operator_id != actor.id or check.session_id != delivery.id:
+        raise IllegalTransition("Le face-à-face n'a pas été enregistré par vous lors de cette session.")
+    return order
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    order_id: int
+    reference: str
+    state: str
+    holder: str
+    entity: str
+    profile: str
+    token_choice: str
+    token_serial: str | None
+    session_id: int
+    site_address: str
+
+
+def today_worklist(session: Session, actor: StaffAccount, today: date) -> list[WorkItem]:
+    """Holders of the operator's sessions of today whose identity check is recorded."""
+    rows = session.execute(
+        select(Order, DeliverySession)
+        .join(DeliverySession, Order.delivery_session_id == DeliverySession.id)
+        .where(DeliverySession.session_date == today, DeliverySession.operator_id == actor.id)
+        .where(Order.entity_id.in_(visible_entity_ids(actor)))
+        .where(Order.state.in_([OrderState.IDENTITY_VERIFIED, OrderState.ISSUED, OrderState.DELIVERED]))
+        .order_by(Order.reference)
+    ).all()
+    items = []
+    for order, delivery in rows:
+        token_id = order.token_id or order.reused_token_id
+        token = session.get(UsbToken, token_id) if token_id else None
+        items.append(WorkItem(order.id, order.reference, str(order.state), order.holder.display_name,
+                              order.entity.name, order.profile, str(order.token_choice),
+                              token.serial if token else None, delivery.id, delivery.site_address))
+    return items
+
+
+def register_token(
+    session: Session, actor: StaffAccount, order_id: int, *, serial: str, model: str,
+    so_pin: str | None, cipher: FieldCipher, today: date,
+) -> UsbToken:
+    """Record the token about to be enrolled; a new token's SO PIN is escrowed, encrypted."""
+    order = enrolment_order(session, actor, order_id, today)
+    if order.state != OrderState.IDENTITY_VERIFIED:
+        raise IllegalTransition(f"La commande est à l'état « {order.state} » : le support ne peut plus changer.")
+    serial = serial.strip()
+    if not 0 < len(serial) <= 64:
+        raise InvalidInput("Numéro de série du support invalide.")
+    token = session.scalar(select(UsbToken).where(UsbToken.serial == serial))
+    if order.token_choice == TokenChoice.REUSE:
+        reused = session.get(UsbToken, order.reused_token_id) if order.reused_token_id else None
+        if reused is None or reused.serial != serial:
+            raise InvalidInput("Le support présenté n'est pas celui prévu par la commande (réutilisation).")
+        if reused.state in (TokenState.LOST, TokenState.RETIRED):
+            raise IllegalTransition("Ce support est déclaré perdu ou retiré : il ne peut pas être réutilisé.")
+        token = reused
+    else:
+        if token is not None and token.state not in (TokenState.BLANK, TokenState.RETIRED):
+            raise InvalidInput("Ce support est déjà en service : choisissez « réutilisation » ou un support vierge.")
+        if not so_pin:
+            raise InvalidInput("Le code PIN administrateur (SO) du nouveau support doit être séquestré.")
+        if token is None:
+            token = UsbToken(serial=serial, model=model[:100] or "inconnu", state=TokenState.BLANK)
+            session.add(token)
+            session.flush()
+        token.so_pin_escrow = cipher.encrypt(so_pin, purpose=SO_PIN_PURPOSE)
+        token.model = model[:100] or token.model
+    token.holder_id, token.entity_id = order.holder_id, order.entity_id
+    record_token_event(session, token, TokenState.INITIALISED, actor=actor.email,
+                       note=f"enrôlement de la commande {order.reference}", force=True)
+    order.token_id = token.id
+    audit.record(session, actor=actor.email, action="token.register", object_type="order",
+                 object_id=order.reference, details={"token_serial": serial, "choice": str(order.token_choice)})
+    return token
+
+
+def escrowed_so_pin(session: Session, actor: StaffAccount, serial: str, cipher: FieldCipher) -> str:
+    """The SO PIN of a token in the actor's scope (to wipe a reused token or unblock a PIN)."""
+    token = session.scalar(select(UsbToken).where(UsbToken.serial == serial))
+    if token is None or token.entity_id is None:
+        raise NotFound("Support introuvable.")
+    require_entity(session, actor, token.entity_id, Action.DELIVER)
+    if token.so_pin_escrow is None:
+        raise NotFound("Aucun code PIN administrateur n'est séquestré pour ce support.")
+    audit.record(session, actor=actor.email, action="token.so_pin_read", object_type="usb_token",
+                 object_id=serial)
+    return cipher.decrypt(token.so_pin_escrow, purpose=SO_PIN_PURPOSE)
+
+
+def submit_csr(
+    factory: sessionmaker[Session], ca: CertificationAuthority, actor_id: int, order_id: int,
+    csr: bytes, *, today: date,
+) -> Certificate:
+    """Issue the order's certificate; the same CSR submitted again returns the same certificate."""
+    request = parse_csr(csr)
+    spki = request.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    with factory() as session:
+        actor = session.get(StaffAccount, actor_id)
+        assert actor is not None
+        order = enrolment_order(session, actor, order_id, today)
+        if order.certificate_id is not None:
+            existing = session.get(Certificate, order.certificate_id)
+            if existing is not None and existing.public_key_der == spki:
+                return existing  # a retry after a lost answer: the same certificate, never two
+            raise IllegalTransition("Un certificat a déjà été émis pour cette commande avec une autre clé.")
+        if order.state != OrderState.IDENTITY_VERIFIED:
+            raise IllegalTransition(f"La commande est à l'état « {order.state} » : émission impossible.")
+        if order.token_id is None:
+            raise IllegalTransition("Enregistrez d'abord le support de la commande.")
+        holder, entity = order.holder, order.entity
+        subject = HolderSubject(
+            organization=entity.name, siren=entity.siren, siret=entity.siret,
+            given_names=holder.given_names, surname=holder.surname, email=holder.email, title=holder.title,
+        )
+        command = IssueCommand(subject=subject, csr=csr, profile=order.profile, actor=actor.email,
+                               order_id=order.id)
+    return issue_certificate(factory, ca, command)
+
+
+def chain_pems(session: Session, ca: CertificationAuthority) -> list[str]:
+    return [ca.authority(session, slug).certificate.public_bytes(serialization.Encoding.PEM).decode()
+            for slug in (ISSUING_SLUG, ROOT_SLUG)]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    order: Order
+    certificate: Certificate
+    token: UsbToken
+    revocation_code: str  # shown once to the holder; only its argon2 hash is stored
+
+
+def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, token_serial: str,
+                     today: date) -> Delivery:
+    """The certificate is on the token: the order is delivered, the token active, a code drawn."""
+    order = enrolment_order(session, actor, order_id, today)
+    if order.state != OrderState.ISSUED or order.certificate_id is None:
+        raise IllegalTransition(f"La commande est à l'état « {order.state} » : remise impossible.")
+    token = session.get(UsbToken, order.token_id) if order.token_id else None
+    if token is None or token.serial != token_serial:
+        raise InvalidInput("Le support présenté n'est pas celui sur lequel le certificat a été émis.")
+    cert = session.get(Certificate, order.certificate_id)
+    assert cert is not None
+    code = new_revocation_code()
+    cert.revocation_code_hash = hash_revocation_code(code)
+    order.state = OrderState.DELIVERED
+    record_token_event(session, token, TokenState.ACTIVE, actor=actor.email,
+                       note=f"certificat {cert.serial} remis")
+    audit.record(session, actor=actor.email, action="order.deliver", object_type="order",
+                 object_id=order.reference, details={"certificate": cert.serial, "token_serial": token.serial})
+    return Delivery(order, cert, token, code)
+
+
+def certificate_pem(cert: Certificate) -> str:
+    assert cert.der is not None
+    return x509.load_der_x509_certificate(cert.der).public_bytes(serialization.Encoding.PEM).decode()
