@@ -396,6 +396,16 @@ class TokenSession:
                 listed.append(TokenObject(object_class.name.lower(), key_type, label or "", (id_ or b"").hex()))
         return listed
 
+    def certificates(self) -> list[tuple[TokenObject, bytes]]:
+        """The X.509 certificates on the token, each with its DER value."""
+        found = self._find(ObjectClass.CERTIFICATE, None, None)
+        listed = []
+        with self._guard("reading certificates"):
+            for obj in found:
+                label, id_ = obj[Attribute.LABEL], bytes(obj[Attribute.ID])
+                listed.append((TokenObject("certificate", None, label or "", id_.hex()), bytes(obj[Attribute.VALUE])))
+        return listed
+
     def delete_objects(self, *, key_id: bytes | None = None) -> int:
         """Destroy the objects with this ID, or every object the session can see; return how many."""
         doomed = self._find(None, None, key_id)

@@ -61,6 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         state_label=lambda code: labels.label(labels.STATE_LABELS, code),
         labels=labels,
     )
+    if instance.settings.proxies:  # client address and scheme as the load balancer saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = instance.settings.proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     init_web(app)
     init_security(app)
     register_blueprints(app)

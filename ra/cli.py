@@ -228,5 +228,77 @@ def bench_crl_command(entries: int, database_url: str | None) -> None:
     click.echo(bench_crl(entries, database_url, echo=click.echo).line())
 
 
+@main.group("documents")
+def documents_group() -> None:
+    """Supporting documents of the dossiers."""
+
+
+@documents_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="List what would be purged; change nothing.")
+@user_errors
+def documents_purge(dry_run: bool) -> None:
+    """Delete the files of dossiers 7 years after their last certificate expired."""
+    from datetime import date
+
+    from ra.services.dossier import purge_documents
+
+    instance = current_instance()
+    with transaction(instance.factory) as session:
+        report = purge_documents(session, instance.vault, date.today(), dry_run=dry_run, actor=CLI_ACTOR)
+    for item in report.purged:
+        click.echo(f"document {item.document_id}  retained until {item.retain_until.isoformat()}  "
+                   f"orders {', '.join(item.orders)}")
+    verb = "would be purged" if dry_run else "purged"
+    click.echo(f"{len(report.purged)} document(s) {verb}; {report.kept} still within their retention period.")
+
+
+@main.command("operator")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@user_errors
+def operator_command(email: str, full_name: str) -> None:
+    """Create a CA operator account (the first one of an instance); prints its password once."""
+    import secrets
+
+    from ra.models import Role
+    from ra.services.accounts import NewAccount, create_account
+
+    password = secrets.token_urlsafe(12)
+    with transaction(current_instance().factory) as session:
+        account = create_account(session, NewAccount(email=email, full_name=full_name,
+                                                     role=Role.OPERATOR, password=password), actor=CLI_ACTOR)
+    click.echo(f"Operator {account.email} created. Temporary password (shown once): {password}")
+    click.echo("The second factor (TOTP) is enrolled at the first login.")
+
+
+@main.command("demo")
+@click.option("--no-station", is_flag=True, help="Do not deliver certificates through the station.")
+@user_errors
+def demo_command(no_station: bool) -> None:
+    """Fill this (initialised) instance with demonstration data, once."""
+    from ra.demo import load_demo
+
+    instance = current_instance()
+    report = load_demo(instance, deliver=not no_station)
+    if report is None:
+        click.echo("Demo data already loaded; nothing changed.")
+        return
+    click.echo("Demo data loaded. Logins (shown once; TOTP is enrolled at the first login):")
+    for login in report.logins:
+        click.echo(f"  {login.role:<9} {login.email:<36} {login.password}   ({login.name})")
+    for delivery in report.deliveries:
+        click.echo("  delivered: " + ", ".join(f"{k}={v}" for k, v in delivery.items()))
+    states: dict[str, int] = {}
+    for state in report.orders.values():
+        states[state] = states.get(state, 0) + 1
+    click.echo("Orders: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+
+
+# The delivery-station client runs on the operator's workstation: no database, no app context.
+from ra.station.cli import station  # noqa: E402
+
+main.add_command(station)
+
+
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ class Settings:
     territory: tuple[str, ...]  # départements whose entities may sign a convention
     bpu_path: Path | None  # price schedule; None = the built-in default
     secret_key: bytes = field(repr=False)
+    proxies: int = 0  # reverse proxies in front (X-Forwarded-For hops to trust)
 
     @property
     def publication_dir(self) -> Path:
@@ -94,6 +95,7 @@ def load_settings(**overrides: object) -> Settings:
         ),
         bpu_path=Path(os.environ["GUICHET_BPU"]) if os.environ.get("GUICHET_BPU") else None,
         secret_key=b"",
+        proxies=int(os.environ.get("GUICHET_PROXIES", "0")),
     )
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

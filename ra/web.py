@@ -46,6 +46,8 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("orders.index", "Commandes", ("mc", "aed", "operator", "auditor")),
     ("sessions.index", "Sessions de remise", ("mc", "aed", "operator", "auditor")),
     ("staff.index", "Comptes et désignations", ("operator",)),
+    ("certificates.index", "Certificats", ("mc", "aed", "operator", "auditor")),
+    ("tokens.index", "Supports", ("mc", "aed", "operator", "auditor")),
     ("revocations.index", "Révocations", ("mc", "aed", "operator")),
     ("audit.index", "Journal d'audit", ("operator", "auditor")),
 ]

@@ -25,7 +25,7 @@ from ra.web import db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-RESOURCE_MODULES = ["ra.api.meta", "ra.api.station"]  # each area appends its module name here
+RESOURCE_MODULES = ["ra.api.meta", "ra.api.station", "ra.api.certificates", "ra.api.entities", "ra.api.orders", "ra.api.dossier", "ra.api.sessions"]  # each area appends its module name here
 
 
 class Unauthorized(RAError):

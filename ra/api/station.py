@@ -9,7 +9,7 @@ from typing import Any
 from ra.api import operation
 from ra.instance import current_instance
 from ra.db import utcnow
-from ra.models import DeliverySession, StaffAccount, TokenState
+from ra.models import DeliverySession, StaffAccount, TokenState, UsbToken
 from ra.permissions import Action, require, require_entity
 from ra.services import enrolment, tokens
 from ra.web import cipher, db
@@ -39,6 +39,20 @@ def today() -> date:
            tag="station", response={"type": "array", "items": WORK_ITEM}, errors=(403,))
 def station_today(actor: StaffAccount) -> list[dict[str, Any]]:
     return [asdict(item) for item in enrolment.today_worklist(db(), actor, today())]
+
+
+@operation("/orders/{order_id}/enrolment", "get",
+           summary="The order as this operator may enrol it now (checked before touching the token)",
+           tag="station", response=WORK_ITEM, errors=(403, 404, 409))
+def enrolment_check(actor: StaffAccount, order_id: int) -> dict[str, Any]:
+    order = enrolment.enrolment_order(db(), actor, order_id, today())
+    delivery = db().get(DeliverySession, order.delivery_session_id)
+    token_id = order.token_id or order.reused_token_id
+    token = db().get(UsbToken, token_id) if token_id else None
+    return {"order_id": order.id, "reference": order.reference, "state": str(order.state),
+            "holder": order.holder.display_name, "entity": order.entity.name, "profile": order.profile,
+            "token_choice": str(order.token_choice), "token_serial": token.serial if token else None,
+            "session_id": order.delivery_session_id, "site_address": delivery.site_address if delivery else ""}
 
 
 @operation("/orders/{order_id}/token", "post", summary="Register the token being enrolled",

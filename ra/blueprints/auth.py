@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -13,9 +15,12 @@ from ra import audit
 from ra.db import utcnow
 from ra.models import StaffAccount
 from ra.services.accounts import check_password, check_totp
+from ra.services.throttle import REFUSAL, audit_key, login_pressure
 from ra.web import actor, cipher, db
 
 bp = Blueprint("auth", __name__)
+
+ENROLMENT_SECONDS = 15 * 60  # a correct password opens the enrolment page for this long
 
 
 class LoginForm(FlaskForm):
@@ -37,6 +42,10 @@ def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
+        if login_pressure(db(), email, request.remote_addr).refused:
+            _throttled(email)  # before any password check: the refusal reveals nothing
+            flash(REFUSAL, "error")
+            return render_template("auth/login.html", form=form), 429
         account = db().scalar(select(StaffAccount).where(StaffAccount.email == email))
         if not check_password(account, form.password.data or "") or account is None or not account.active:
             _failed(email, "mot de passe")
@@ -46,19 +55,21 @@ def login():  # type: ignore[no-untyped-def]
             # First login: the password is right, the second factor must be enrolled first.
             session.clear()
             session["enrolment_account_id"] = account.id
+            session["enrolment_until"] = int(time.time()) + ENROLMENT_SECONDS
             return redirect(url_for("account.enrol_totp"))
         if not check_totp(account, form.code.data or "", cipher()):
             db().commit()  # keep nothing but the audit of the failure
             _failed(email, "code à usage unique")
             flash("Identifiants incorrects.", "error")
             return render_template("auth/login.html", form=form), 401
-        _open_session(account)
+        open_session(account)
         return redirect(_safe_next(request.args.get("next")))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
 
 
-def _open_session(account: StaffAccount) -> None:
+def open_session(account: StaffAccount) -> None:
+    """Log the account in after both factors (password, then TOTP code or its enrolment); commits."""
     session.clear()  # a fresh session: no fixation
     session["second_factor_ok"] = True
     session.permanent = True
@@ -70,8 +81,14 @@ def _open_session(account: StaffAccount) -> None:
 
 
 def _failed(email: str, what: str) -> None:
-    audit.record(db(), actor=email or "anonyme", action="auth.login_failed", object_type="staff_account",
-                 object_id=email, details={"ip": request.remote_addr, "factor": what})
+    audit.record(db(), actor=email[:200] or "anonyme", action="auth.login_failed", object_type="staff_account",
+                 object_id=audit_key(email), details={"ip": request.remote_addr, "factor": what})
+    db().commit()
+
+
+def _throttled(email: str) -> None:
+    audit.record(db(), actor=email[:200] or "anonyme", action="auth.login_throttled", object_type="staff_account",
+                 object_id=audit_key(email), details={"ip": request.remote_addr})
     db().commit()
 
 

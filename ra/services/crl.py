@@ -56,6 +56,8 @@ def crl_due(session: Session, slug: str, now: datetime, *, max_age: timedelta) -
         return "no CRL published yet"
     if now - last.this_update >= max_age:
         return f"the last CRL (#{last.number}) is older than {max_age}"
+    # thisUpdate is truncated to the second: a revocation in that same second may be in the CRL
+    # or not; counting it as newer only publishes once more.
     newer = session.scalar(
         select(Certificate.serial).where(Certificate.authority_id == authority.id)
         .where(Certificate.revoked_at >= last.this_update).limit(1)

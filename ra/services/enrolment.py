@@ -29,7 +29,7 @@ from ra.models import (
     Certificate, DeliverySession, IdentityCheck, Order, OrderState, StaffAccount, TokenChoice,
     TokenState, UsbToken,
 )
-from ra.permissions import Action, require_entity, visible_entity_ids
+from ra.permissions import Action, require, require_entity, visible_entity_ids
 from ra.services.issuance import IssueCommand, issue_certificate
 from ra.services.tokens import record_token_event
 
@@ -86,6 +86,7 @@ class WorkItem:
 
 def today_worklist(session: Session, actor: StaffAccount, today: date) -> list[WorkItem]:
     """Holders of the operator's sessions of today whose identity check is recorded."""
+    require(actor, Action.DELIVER)
     rows = session.execute(
         select(Order, DeliverySession)
         .join(DeliverySession, Order.delivery_session_id == DeliverySession.id)
@@ -124,7 +125,10 @@ def register_token(
             raise IllegalTransition("Ce support est déclaré perdu ou retiré : il ne peut pas être réutilisé.")
         token = reused
     else:
-        if token is not None and token.state not in (TokenState.BLANK, TokenState.RETIRED):
+        if token is not None and token.state == TokenState.LOST:
+            raise IllegalTransition("Ce support est déclaré perdu : il ne peut plus servir.")
+        resumed = token is not None and token.id == order.token_id  # an interrupted enrolment, again
+        if token is not None and not resumed and token.state not in (TokenState.BLANK, TokenState.RETIRED):
             raise InvalidInput("Ce support est déjà en service : choisissez « réutilisation » ou un support vierge.")
         if not so_pin:
             raise InvalidInput("Le code PIN administrateur (SO) du nouveau support doit être séquestré.")
@@ -184,7 +188,16 @@ def submit_csr(
         )
         command = IssueCommand(subject=subject, csr=csr, profile=order.profile, actor=actor.email,
                                order_id=order.id)
-    return issue_certificate(factory, ca, command)
+    try:
+        return issue_certificate(factory, ca, command)
+    except IllegalTransition:
+        # A concurrent submission of the same CSR won the order's lock and has finished: same answer.
+        with factory() as session:
+            order = session.get(Order, order_id)
+            existing = session.get(Certificate, order.certificate_id) if order and order.certificate_id else None
+        if existing is not None and existing.public_key_der == spki:
+            return existing
+        raise
 
 
 def chain_pems(session: Session, ca: CertificationAuthority) -> list[str]:

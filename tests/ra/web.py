@@ -120,7 +120,7 @@ class Browser:
         totp = pyotp.TOTP(person.totp_seed)
         now_step = int(utcnow().timestamp() // 30)
         last = self._steps.get(person.email, -1)
-        for step in (now_step - 1, now_step, now_step + 1):
+        for step in (now_step, now_step + 1, now_step - 1):
             if step > last:
                 self._steps[person.email] = step
                 return totp.at(step * 30)

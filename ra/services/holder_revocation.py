@@ -1,0 +1,117 @@
+"""A holder revokes their own certificate with the revocation code handed over at delivery.
+
+No login: the serial and the code are the credential. A wrong code, an unknown serial or a
+certificate without a code give the same answer and cost the same argon2 verification, so
+the page tells nothing about which serials exist. Every failure is an audit row (without
+the code); past a threshold of recent failures for a serial or an address, attempts are
+refused before any check — the rate limit is read from the audit log, like the login one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ra import audit
+from ra.db import utcnow
+from ra.errors import InvalidInput, RAError
+from ra.models import AuditEvent, Certificate, CertificateState, RevocationRequest, RevocationRequestStatus
+from ra.services.certificates import normalise_serial
+from ra.services.enrolment import normalise_code
+from ra.services.revocation import revoke_certificate
+from ra.services.revocation_requests import check_revocable, lock_certificate, reason_for
+
+HOLDER_ACTOR = "porteur"
+HOLDER_REASONS = ("keyCompromise", "affiliationChanged", "cessationOfOperation", "superseded")
+FAILED = "certificate.holder_revoke_failed"
+WINDOW = timedelta(minutes=15)
+MAX_FAILURES = 5  # per serial and per address, within the window
+GENERIC_REFUSAL = "Le numéro de série ou le code de révocation est incorrect."
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))  # same cost when there is nothing to check
+
+
+class TooManyAttempts(RAError):
+    http_status = 429
+    code = "too_many_requests"
+
+
+def _ip_fragment(ip: str) -> str:
+    """The exact text ``"ip":"<ip>"`` takes in a row's canonical JSON details."""
+    return f'"ip":{json.dumps(ip, ensure_ascii=False)}'
+
+
+def recent_failures(session: Session, serial: str, ip: str | None, now: datetime) -> tuple[int, int]:
+    """Failed attempts within the window: (for this serial, from this address)."""
+    recent = (select(func.count()).select_from(AuditEvent)
+              .where(AuditEvent.action == FAILED, AuditEvent.at >= now - WINDOW))
+    by_serial = session.scalar(recent.where(AuditEvent.object_id == serial[:100])) or 0
+    by_address = 0
+    if ip:
+        by_address = session.scalar(recent.where(AuditEvent.details.contains(_ip_fragment(ip), autoescape=True))) or 0
+    return by_serial, by_address
+
+
+def _code_matches(cert: Certificate | None, code: str) -> bool:
+    stored = cert.revocation_code_hash if cert is not None else None
+    try:
+        ok = _hasher.verify(stored or _DUMMY_HASH, normalise_code(code))
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and stored is not None
+
+
+def revoke_by_holder(
+    session: Session, *, serial: str, code: str, reason_key: str, ip: str | None,
+    now: datetime | None = None,
+) -> Certificate | None:
+    """Revoke at once with the right code; None (failure audited) otherwise. The caller commits.
+
+    Raises ``TooManyAttempts`` (nothing written) past the threshold, ``InvalidInput`` for a
+    malformed serial or reason, ``IllegalTransition`` if the certificate, proven by its code,
+    is already revoked or expired.
+    """
+    now = now or utcnow()
+    normalised = normalise_serial(serial)
+    reason = reason_for(reason_key, HOLDER_REASONS)
+    if not code or len(code) > 64:
+        raise InvalidInput("Saisissez le code de révocation remis avec le certificat.")
+    by_serial, by_address = recent_failures(session, normalised, ip, now)
+    if by_serial >= MAX_FAILURES or by_address >= MAX_FAILURES:
+        raise TooManyAttempts("Trop de tentatives infructueuses : réessayez dans 15 minutes.")
+    cert = session.scalar(select(Certificate).where(Certificate.serial == normalised)
+                          .where(Certificate.state == CertificateState.ISSUED))
+    if not _code_matches(cert, code):
+        audit.record(session, actor=HOLDER_ACTOR, action=FAILED, object_type="certificate",
+                     object_id=normalised[:100], details={"ip": ip or ""})
+        return None
+    assert cert is not None
+    cert = lock_certificate(session, cert.id)
+    check_revocable(cert, now)
+    request = RevocationRequest(certificate_id=cert.id, reason=int(reason), requested_by_holder=True,
+                                status=RevocationRequestStatus.PROCESSED, created_at=now, processed_at=now)
+    session.add(request)
+    session.flush()
+    audit.record(session, actor=HOLDER_ACTOR, action="revocation_request.holder", object_type="revocation_request",
+                 object_id=request.id, details={"certificate": cert.serial, "reason": reason.name, "ip": ip or ""})
+    revoke_certificate(session, cert, reason=reason, actor=HOLDER_ACTOR, now=now)
+    _close_pending(session, cert, request, now)
+    return cert
+
+
+def _close_pending(session: Session, cert: Certificate, done: RevocationRequest, now: datetime) -> None:
+    """A staff request still waiting for this certificate has nothing left to do: close it."""
+    for waiting in session.scalars(select(RevocationRequest).where(RevocationRequest.certificate_id == cert.id)
+                                   .where(RevocationRequest.status == RevocationRequestStatus.PENDING)):
+        waiting.status = RevocationRequestStatus.PROCESSED
+        waiting.processed_at = now
+        audit.record(session, actor=HOLDER_ACTOR, action="revocation_request.close",
+                     object_type="revocation_request", object_id=waiting.id,
+                     details={"certificate": cert.serial, "revoked_by_request": done.id})
