@@ -219,3 +219,16 @@ def activation(account_id: int):  # type: ignore[no-untyped-def]
         return _failed(account_id, exc)
     db().commit()
     return _done(account_id, "Compte réactivé." if active else "Compte désactivé : il ne peut plus se connecter.")
+
+
+@bp.post("/<int:account_id>/acces")
+@login_required
+def reset(account_id: int):  # type: ignore[no-untyped-def]
+    """New temporary password and a second factor to re-enrol (lost phone, forgotten password)."""
+    require(actor(), Action.MANAGE_ACCOUNTS)
+    try:
+        account, password = service.reset_access(db(), actor(), account_id)
+    except RAError as exc:
+        return _failed(account_id, exc)
+    db().commit()
+    return render_template("staff/created.html", account=account, password=password, reset=True)

@@ -20,7 +20,7 @@ from ra.documents.vault import DocumentVault
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.models import DesignationStatus, Document, Entity, EntityKind, Role, StaffAccount
 from ra.permissions import Action, require, visible_entities
-from ra.services.accounts import NewAccount, create_account
+from ra.services.accounts import NewAccount, create_account, hash_password
 from ra.services.files import read_document, stored_upload
 
 # No 0/O, 1/l/I: the temporary password is read from a screen and typed or dictated.
@@ -202,6 +202,22 @@ def set_active(session: Session, actor: StaffAccount, account_id: int, *, active
     audit.record(session, actor=actor.email, action="account." + ("reactivate" if active else "deactivate"),
                  object_type="staff_account", object_id=account.id)
     return account
+
+
+def reset_access(session: Session, actor: StaffAccount, account_id: int) -> tuple[StaffAccount, str]:
+    """Lost phone or forgotten password: a new temporary password, the second factor to re-enrol.
+
+    Returns the password in clear, once; the person enrols a new TOTP seed at the next login.
+    """
+    account = get_account(session, actor, account_id)
+    if account.id == actor.id:
+        raise InvalidInput("Un autre opérateur doit réinitialiser votre propre accès.")
+    password = temporary_password()
+    account.password_hash = hash_password(password)
+    account.totp_secret, account.totp_enabled, account.totp_last_step = None, False, None
+    audit.record(session, actor=actor.email, action="account.reset_access", object_type="staff_account",
+                 object_id=account.id)
+    return account, password
 
 
 def read_designation(session: Session, actor: StaffAccount, account_id: int, vault: DocumentVault) -> tuple[Document, bytes]:

@@ -325,3 +325,36 @@ def test_deactivation_ends_access_and_reactivation_restores_it(
     assert refused.status_code == 400 and "propre compte" in html.unescape(refused.get_data(as_text=True))
     reload(db_session, operator.account)
     assert operator.account.active
+
+
+def test_operator_resets_access_and_the_person_enrols_again(app, pki, db_session, cipher) -> None:  # type: ignore[no-untyped-def]
+    from ra.models import Role, StaffAccount
+    from tests.ra.web import Browser, make_account
+
+    operator = make_account(db_session, cipher, Role.OPERATOR)
+    auditor = make_account(db_session, cipher, Role.AUDITOR)
+    db_session.commit()
+    browser = Browser(app)
+    assert browser.login(operator).status_code == 302
+    page = browser.submit(f"/comptes/{auditor.account.id}", {}, action=f"/comptes/{auditor.account.id}/acces")
+    assert page.status_code == 200
+    assert 'id="mot-de-passe-provisoire"' in page.get_data(as_text=True)
+    with pki.factory() as session:
+        account = session.get(StaffAccount, auditor.account.id)
+        assert account is not None and not account.totp_enabled and account.totp_secret is None
+        session.rollback()
+    # the old password and code no longer open a session
+    assert Browser(app).login(auditor).status_code == 401
+
+
+def test_only_operators_reset_access(app, db_session, cipher) -> None:  # type: ignore[no-untyped-def]
+    from ra.models import Role
+    from tests.ra.web import Browser, make_account
+
+    auditor = make_account(db_session, cipher, Role.AUDITOR)
+    target = make_account(db_session, cipher, Role.AUDITOR)
+    db_session.commit()
+    browser = Browser(app)
+    assert browser.login(auditor).status_code == 302
+    response = browser.submit("/", {}, action=f"/comptes/{target.account.id}/acces")
+    assert response.status_code == 403
