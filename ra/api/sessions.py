@@ -35,7 +35,8 @@ CHECK = {"type": "object", "required": ["id", "order_id", "session_id", "documen
     "document_type": {"type": "string", "enum": [str(t) for t in IdDocumentType]},
     "document_expiry": _DATE, "issuing_country": {"type": "string", "description": "ISO 3166-1 alpha-3"},
     "names_match": {"type": "boolean"}, "checked_at": {"type": "string", "format": "date-time"},
-    "order_state": {"type": "string", "enum": [str(s) for s in OrderState]}},
+    "order_state": {"type": "string", "enum": [str(s) for s in OrderState],
+                    "description": "the order's state once the check is recorded (in the POST answer)"}},
     "description": "the document number is stored encrypted and never returned"}
 SESSION_ORDER = {"type": "object", "required": ["order_id", "reference", "state"], "properties": {
     "order_id": {"type": "integer"}, "reference": {"type": "string"},

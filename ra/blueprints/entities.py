@@ -116,7 +116,8 @@ def edit(entity_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:entity_id>")
 @login_required
-def show(entity_id: int, convention_form: ConventionForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def show(entity_id: int, convention_form: ConventionForm | None = None,  # type: ignore[no-untyped-def]
+         status: int = 200):
     entity = service.get_entity(db(), actor(), entity_id)
     territory = current_instance().settings.territory
     convention = entity.convention

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ca.errors import RequestError
 from ca.profiles import LA_POSTE_SIREN, HolderSubject, check_siren, check_siret
@@ -198,7 +198,7 @@ def entity_list_query(actor: StaffAccount, *, kind: str | None = None, departeme
     if words:
         stmt = stmt.where(or_(Entity.name.ilike(f"%{_escape_like(words)}%", escape="\\"),
                               Entity.siren.startswith(_digits(words) or words, autoescape=True)))
-    return stmt.order_by(Entity.name, Entity.id)
+    return stmt.options(selectinload(Entity.convention)).order_by(Entity.name, Entity.id)
 
 
 def _escape_like(value: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath, PureWindowsPath
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ra import audit
@@ -29,16 +30,38 @@ def safe_filename(name: str | None) -> str:
     return cleaned
 
 
+_PENDING = "guichet_uncommitted_files"
+
+
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _delete_pending(session: Session) -> None:
+    for vault, vault_id in session.info.pop(_PENDING, []):
+        vault.delete(vault_id)
+
+
+def _track_until_commit(session: Session, vault: DocumentVault, vault_id: str) -> None:
+    """If the transaction that records this file is rolled back, the file goes too."""
+    if not event.contains(session, "after_commit", _forget_pending):
+        event.listen(session, "after_commit", _forget_pending)
+        event.listen(session, "after_rollback", _delete_pending)
+    session.info.setdefault(_PENDING, []).append((vault, vault_id))
+
+
 @contextmanager
 def stored_upload(
     session: Session, vault: DocumentVault, actor: StaffAccount, data: bytes, filename: str | None,
 ) -> Iterator[Document]:
-    """Check and encrypt a file, then record it; the file is deleted again if the block fails.
+    """Check and encrypt a file, then record it; the file is deleted again if the block fails
+    or if the transaction is rolled back instead of committed.
 
     ``DocumentRejected`` (an ``InvalidInput``) is raised before anything is written.
     """
     name = safe_filename(filename)
     stored = vault.store(data, declared_name=name)
+    _track_until_commit(session, vault, stored.id)
     try:
         document = Document(
             vault_id=stored.id, sha256=stored.sha256, size=stored.size,

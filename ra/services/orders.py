@@ -191,7 +191,8 @@ class CheckedOrder:
 
 _HOLDER_MESSAGES = {
     "surname": "Nom invalide : lettres, espaces, traits d'union et apostrophes, comme sur la pièce d'identité.",
-    "given_names": "Prénoms invalides : lettres, espaces, traits d'union et apostrophes, comme sur la pièce d'identité.",
+    "given_names": ("Prénoms invalides : lettres, espaces, traits d'union et apostrophes, comme sur la pièce "
+                    "d'identité."),
     "email": "Adresse électronique invalide.",
     "title": ("Fonction invalide : 64 caractères au plus, lettres, chiffres, espaces et la ponctuation "
               ". , ' ( ) & / -."),
@@ -202,7 +203,8 @@ _SAMPLE = {"surname": "Martin", "given_names": "Marie", "email": "marie.martin@e
 def _holder_errors(entity: Entity, values: dict[str, str | None]) -> dict[str, str]:
     """Check the holder as the certificate will need it (``HolderSubject``), field by field."""
     def subject(**fields: str | None) -> HolderSubject:
-        return HolderSubject(organization=entity.name, siren=entity.siren, **{**_SAMPLE, **fields})  # type: ignore[arg-type]
+        values = {**_SAMPLE, **fields}
+        return HolderSubject(organization=entity.name, siren=entity.siren, **values)  # type: ignore[arg-type]
 
     errors: dict[str, str] = {}
     try:

@@ -12,11 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from sqlalchemy.orm import Session
+
 from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
-from ra.models import EntityKind, Role
+from ra.models import Entity, EntityKind, Order, Role, StaffAccount
 from ra.services.accounts import create_api_token
-from tests.ra.web import make_account, make_entity
+from tests.ra.order_setup import accept_dossier, fill_dossier, place_order
+from tests.ra.web import make_account, make_entity, unique_siren
 
 # persona → (role, where its scope lies); "in" is the cast's commune, "out" the other one.
 PERSONAS: dict[str, tuple[Role, str, bool]] = {
@@ -28,6 +31,11 @@ PERSONAS: dict[str, tuple[Role, str, bool]] = {
     "auditor": (Role.AUDITOR, "", True),
     "mc_unqualified": (Role.MC, "in", False),
 }
+
+# Expected statuses per persona, for an object of the cast's commune.
+IN_SCOPE = dict(mc=200, mc_out=404, aed=200, aed_out=404, operator=200, auditor=200)
+OFFICER_WRITE = dict(mc=201, mc_out=404, aed=201, aed_out=404, operator=201, auditor=403, mc_unqualified=403)
+OPERATOR_ONLY = dict(mc=403, mc_out=404, aed=403, aed_out=404, operator=200, auditor=403)
 
 
 @dataclass
@@ -106,3 +114,33 @@ def assert_error(response: TestResponse, status: int) -> dict[str, Any]:
     body = response.get_json()
     assert set(body) == {"error", "message"} and body["message"], body
     return body
+
+
+# --- orders of the cast's commune --------------------------------------------------------------
+
+def account(db: Session, cast: Cast, persona: str) -> StaffAccount:
+    return db.get_one(StaffAccount, cast.account_ids[persona])
+
+
+def order_body(cast: Cast, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "entity_id": cast.commune_id, "profile": "rgs2-entite-double", "token_choice": "new",
+        "holder": {"surname": "Le Bihan", "given_names": "Gwenaëlle", "title": "Secrétaire de mairie",
+                   "email": f"gwen.{unique_siren()}@example.fr"}}
+    body.update(overrides)
+    return body
+
+
+def new_order(api: dict[str, Api], cast: Cast) -> dict[str, Any]:
+    response = api["mc"].post("/orders", order_body(cast))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def approvable_order(pki: Instance, db: Session, cast: Cast) -> Order:
+    """An order of the cast's commune whose five pieces are uploaded and accepted (dossier complete)."""
+    order = place_order(db, account(db, cast, "mc"), db.get_one(Entity, cast.commune_id))
+    fill_dossier(db, pki.vault, account(db, cast, "mc"), order)
+    accept_dossier(db, account(db, cast, "operator"), order)
+    db.commit()
+    return order

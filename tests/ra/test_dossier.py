@@ -30,7 +30,7 @@ from ra.services.inputs import FieldErrors
 from ra.services.orders import cancel_order
 from tests.ra.helpers import guichet
 from tests.ra.order_setup import (
-    ORDER_DAY, accept_dossier, document_rows, dossier_rows, fill_dossier, jpeg_bytes, make_scene, pdf_bytes,
+    ORDER_DAY, Scene, accept_dossier, document_rows, dossier_rows, fill_dossier, jpeg_bytes, make_scene, pdf_bytes,
     place_order, png_bytes, upload, vault_files,
 )
 
@@ -130,7 +130,8 @@ def test_a_rejected_piece_reopens_the_dossier_until_it_is_replaced(pki: Instance
     holder_id = next(r for r in rows if r.kind == DocumentKind.HOLDER_ID)
     review_document(db_session, scene.operator, order.id, holder_id.id, accept=False, note="Copie illisible")
     assert order.state == OrderState.DRAFT
-    assert missing_items(order) == ["Pièce refusée, à remplacer : pièce d'identité du porteur (motif : Copie illisible)."]
+    assert missing_items(order) == [
+        "Pièce refusée, à remplacer : pièce d'identité du porteur (motif : Copie illisible)."]
     with pytest.raises(FieldErrors):
         review_document(db_session, scene.operator, order.id, holder_id.id, accept=False, note="  ")
     replacement = upload(db_session, pki.vault, scene.accounts["mc_in"], order, DocumentKind.HOLDER_ID,
@@ -190,6 +191,18 @@ def test_refused_upload_changes_nothing(pki: Instance, db_session: Session, case
     assert document_rows(db_session) == documents and dossier_rows(db_session, order) == 0
 
 
+def test_an_upload_whose_transaction_is_rolled_back_leaves_no_file(pki: Instance, db_session: Session) -> None:
+    scene = make_scene(db_session)
+    order = place_order(db_session, scene.operator, scene.commune)
+    db_session.commit()
+    kept = upload(db_session, pki.vault, scene.operator, order, DocumentKind.HOLDER_ID).document.vault_id
+    db_session.commit()
+    dropped = upload(db_session, pki.vault, scene.operator, order, DocumentKind.TERMS_OF_USE).document.vault_id
+    assert pki.vault.exists(dropped)
+    db_session.rollback()  # e.g. the request failed after the service returned
+    assert not pki.vault.exists(dropped) and pki.vault.exists(kept)
+
+
 # --- reads ---------------------------------------------------------------------------------------------
 
 def test_every_read_is_audited_and_returns_the_stored_bytes(pki: Instance, db_session: Session) -> None:
@@ -232,7 +245,7 @@ def _deliver(session: Session, order: Order, not_after: date) -> Certificate:
     return cert
 
 
-def _dossier(session: Session, vault: DocumentVault, scene, order: Order) -> list[Document]:  # type: ignore[no-untyped-def]
+def _dossier(session: Session, vault: DocumentVault, scene: Scene, order: Order) -> list[Document]:
     return [row.document for row in fill_dossier(session, vault, scene.operator, order)]
 
 

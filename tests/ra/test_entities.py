@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -204,7 +204,8 @@ def test_only_entities_of_the_territory_sign_a_convention(pki: Instance, db_sess
 
 
 @pytest.mark.parametrize(("signed_on", "word"), [(None, "obligatoire"), (ORDER_DAY + timedelta(days=1), "futur")])
-def test_convention_needs_its_signature_date(pki: Instance, db_session: Session, signed_on, word: str) -> None:  # type: ignore[no-untyped-def]
+def test_convention_needs_its_signature_date(pki: Instance, db_session: Session, signed_on: date | None,
+                                            word: str) -> None:
     scene = make_scene(db_session, convention=False)
     with pytest.raises(FieldErrors) as caught:
         _submit(pki, db_session, scene.accounts["mc_in"], scene.commune, signed_on=signed_on)
