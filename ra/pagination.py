@@ -37,10 +37,11 @@ class Page:
 
 
 def paginate(session: Session, stmt: Select[Any], *, per_page: int = PER_PAGE) -> Page:
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    last = max(1, -(-total // per_page))
     try:
-        number = max(1, int(request.args.get("page", "1")))
+        number = min(max(1, int(request.args.get("page", "1"))), last)
     except ValueError:
         number = 1
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     items = list(session.scalars(stmt.limit(per_page).offset((number - 1) * per_page)))
     return Page(items, number, per_page, total)

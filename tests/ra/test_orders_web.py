@@ -9,7 +9,6 @@ from datetime import date, timedelta
 from collections.abc import Callable
 from typing import Any
 
-import pyotp
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -43,18 +42,6 @@ def person_for(session: Session, cipher: FieldCipher, scene: Scene, role: str) -
         "mc_unqualified": dict(role=Role.MC, entity=scene.commune, qualified=False),
     }[role]
     return make_account(session, cipher, kwargs.pop("role"), **kwargs)
-
-
-def login(browser: Browser, person: Person) -> TestResponse:
-    """The real login form, with the code of the current 30 s step.
-
-    The server checks the code after the password hash (about half a second): a code of the
-    current step stays within its one-step tolerance even if a step boundary passes meanwhile.
-    """
-    page = browser.get("/connexion")
-    return browser.client.post("/connexion", data={
-        "csrf_token": csrf_token(text(page)), "email": person.email, "password": person.password,
-        "code": pyotp.TOTP(person.totp_seed).now()})
 
 
 def text(response: TestResponse) -> str:
@@ -97,7 +84,7 @@ def setup(db_session: Session, cipher: FieldCipher, browser: Browser) -> Setup:
         scene = make_scene(db_session, convention=convention)
         person = person_for(db_session, cipher, scene, role)
         db_session.commit()
-        assert login(browser, person).status_code == 302
+        assert browser.login(person).status_code == 302
         return scene, person
     return build
 

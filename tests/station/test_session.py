@@ -93,7 +93,8 @@ def test_a_whole_delivery_session(pki: Instance, db_session: Session, cipher: Fi
     # Yann: his own token again, an EC key this time; the old key and certificate are wiped.
     old_id = old.key_id.hex()
     assert ("private_key", old_id) in token_objects(yann_token, HOLDER_PIN)
-    again = run_cli("enrol", yann.reference, "--token-serial", yann_token, "--key", "ec-p256", *args,
+    again = run_cli("enrol", yann.reference, "--token-serial", yann_token, "--key", "ec-p256",
+                    "--receipt-dir", str(tmp_path / "pv"), *args,
                     input=f"Gz8!yann\nGz8!yann\n")
     assert again.exit_code == 0, again.output
     delivered_once(pki, again.output, yann.id)
