@@ -46,4 +46,6 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
     echo "$want" > "$stamp"
   fi
+  # The English catalogue (French is the source language of the screens).
+  "$VENV/bin/pybabel" compile -q -d "$ROOT/translations" >/dev/null
 }

@@ -70,7 +70,10 @@ def login():  # type: ignore[no-untyped-def]
 
 def open_session(account: StaffAccount) -> None:
     """Log the account in after both factors (password, then TOTP code or its enrolment); commits."""
+    lang = session.get("lang")
     session.clear()  # a fresh session: no fixation
+    if lang:
+        session["lang"] = lang
     session["second_factor_ok"] = True
     session.permanent = True
     login_user(account)
