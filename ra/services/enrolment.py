@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca.crl import Reason
 from ca.profiles import HolderSubject, parse_csr
 from ra import audit
 from ra.authority import CertificationAuthority
@@ -31,7 +32,8 @@ from ra.models import (
 )
 from ra.permissions import Action, require, require_entity, visible_entity_ids
 from ra.services.issuance import IssueCommand, issue_certificate
-from ra.services.tokens import record_token_event
+from ra.services.revocation import revoke_certificate
+from ra.services.tokens import record_token_event, token_certificates
 
 SO_PIN_PURPOSE = "token-so-pin"
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
@@ -124,6 +126,7 @@ def register_token(
         if reused.state in (TokenState.LOST, TokenState.RETIRED):
             raise IllegalTransition("Ce support est déclaré perdu ou retiré : il ne peut pas être réutilisé.")
         token = reused
+        _supersede_previous(session, actor, token, order)
     else:
         if token is not None and token.state == TokenState.LOST:
             raise IllegalTransition("Ce support est déclaré perdu : il ne peut plus servir.")
@@ -145,6 +148,13 @@ def register_token(
     audit.record(session, actor=actor.email, action="token.register", object_type="order",
                  object_id=order.reference, details={"token_serial": serial, "choice": str(order.token_choice)})
     return token
+
+
+def _supersede_previous(session: Session, actor: StaffAccount, token: UsbToken, order: Order) -> None:
+    """The station wipes a reused token: the keys of its earlier certificates are destroyed."""
+    for cert in token_certificates(session, token):
+        if cert.revoked_at is None and cert.order_id != order.id:
+            revoke_certificate(session, cert, reason=Reason.superseded, actor=actor.email)
 
 
 def escrowed_so_pin(session: Session, actor: StaffAccount, serial: str, cipher: FieldCipher) -> str:

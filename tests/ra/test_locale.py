@@ -24,3 +24,23 @@ def test_english_is_chosen_and_kept(app: Flask, db_session: Session, cipher: Fie
     assert browser.login(person).status_code == 302
     home = browser.get("/").get_data(as_text=True)
     assert "Audit log" in home and "Log out" in home
+
+
+def test_every_screen_string_has_an_english_translation() -> None:
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parents[2]
+    with open(root / "translations/en/LC_MESSAGES/messages.po", "rb") as f:
+        catalog = read_po(f)
+    missing = []
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        root / "templates", method_map=[("**.html", "jinja2")],
+    ):
+        key = message if isinstance(message, str) else message[0]
+        entry = catalog.get(message if isinstance(message, str) else message[0])
+        if entry is None or not entry.string or not (entry.string if isinstance(entry.string, str) else entry.string[0]):
+            missing.append(key)
+    assert not missing, f"untranslated: {missing[:10]}"

@@ -102,6 +102,10 @@ def test_a_whole_delivery_session(pki: Instance, db_session: Session, cipher: Fi
     assert not [o for o in objects if o[1] == old_id]
     keys = {i for c, i in objects if c == "private_key"}
     assert len(keys) == 1 and {("private_key", *keys), ("public_key", *keys), ("certificate", *keys)} <= set(objects)
+    previous_cert = certificates_of(pki, previous.id)[0]  # its key is gone: superseded at once
+    with pki.factory() as session:
+        row = session.get(Certificate, previous_cert.id)
+        assert row is not None and row.revoked_at is not None and row.revocation_reason == 4
 
     for serial, pin in ((marie_token, HOLDER_PIN), (yann_token, "Gz8!yann")):
         holder_cert, chain = certificate_and_chain(serial)
