@@ -47,5 +47,5 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
   # The English catalogue (French is the source language of the screens).
-  "$VENV/bin/pybabel" compile -q -d "$ROOT/translations" >/dev/null
+  "$VENV/bin/pybabel" compile -d "$ROOT/translations" >/dev/null
 }
