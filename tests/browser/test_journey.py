@@ -56,18 +56,18 @@ class Desk:
 
 
 def test_order_to_face_to_face_in_chromium(
-    live_server: str, browser_page, shots, db_session: Session, cipher: FieldCipher, tmp_path: Path,  # type: ignore[no-untyped-def]
+    server: str, browser_page, shots, db_session: Session, cipher: FieldCipher, tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     commune = make_entity(db_session, "COMMUNE DE KERNAVAL")
     mc = make_account(db_session, cipher, Role.MC, entity=commune, name="Jeanne Mandataire")
     operator = make_account(db_session, cipher, Role.OPERATOR, name="Alain Operateur")
     db_session.commit()
-    page, desk = browser_page, Desk(browser_page, live_server, shots)
+    page, desk = browser_page, Desk(browser_page, server, shots)
 
     # 1. The MC logs in and orders a certificate for a holder of her commune.
     desk.login(mc)
     shots(page, "accueil-mandataire")
-    page.goto(f"{live_server}/commandes/nouvelle")
+    page.goto(f"{server}/commandes/nouvelle")
     page.select_option("select[name=entity_id]", str(commune.id))
     page.fill("input[name=surname]", "Kerjean")
     page.fill("input[name=given_names]", "Armelle")
@@ -95,7 +95,7 @@ def test_order_to_face_to_face_in_chromium(
 
     # 3. The CA operator reviews every paper and approves the order.
     desk.login(operator)
-    page.goto(f"{live_server}/commandes/{order_id}")
+    page.goto(f"{server}/commandes/{order_id}")
     for row in range(len(DocumentKind)):  # each paper in turn (rows keep their order)
         with page.expect_navigation():
             page.locator("button[value=accept]").nth(row).click()
@@ -108,7 +108,7 @@ def test_order_to_face_to_face_in_chromium(
 
     # 4. The MC plans today's delivery session and adds the order.
     desk.login(mc)
-    page.goto(f"{live_server}/sessions/nouvelle")
+    page.goto(f"{server}/sessions/nouvelle")
     page.fill("input[name=session_date]", date.today().isoformat())
     page.fill("[name=site_address]", "2 rue de la Mairie, 22100 Kernaval")
     page.locator("button[type=submit]", has_text="Enregistrer").click()
@@ -120,7 +120,7 @@ def test_order_to_face_to_face_in_chromium(
     page.wait_for_load_state()
 
     # 5. On the day, the face-to-face with the holder's identity card.
-    page.goto(f"{live_server}/sessions/{session_id}/jour")
+    page.goto(f"{server}/sessions/{session_id}/jour")
     form = page.locator(f"form[action$='/commandes/{order_id}/face-a-face']")
     form.locator("input[name$=in_person]").check()
     form.locator("select[name$=document_type]").select_option("cni")

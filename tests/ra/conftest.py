@@ -124,3 +124,21 @@ def cipher(pki: Instance):  # type: ignore[no-untyped-def]
     from ra.fieldcrypt import FieldCipher
 
     return FieldCipher(pki.settings.secret_key)
+
+
+@pytest.fixture
+def server(pki: Instance) -> Iterator[str]:
+    """The back-office on a real HTTP server (127.0.0.1, ephemeral port), in a thread."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from ra import create_app
+
+    application = create_app(pki.settings)
+    httpd = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    application.extensions["guichet"].close()

@@ -7,7 +7,6 @@ import secrets
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,9 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from ra import create_app
 from ra.config import ISSUING_SLUG, ROOT_SLUG
 from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
@@ -238,17 +235,6 @@ def test_submit_refused_before_the_token_is_registered(station: Station, pki: In
 
 
 # --- two submissions at once, over a real HTTP server ---------------------------------------------
-
-@pytest.fixture
-def server(pki: Instance) -> Iterator[str]:
-    app = create_app(pki.settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    app.extensions["guichet"].close()
-
 
 def post_json(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",

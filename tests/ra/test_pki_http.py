@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
-from werkzeug.serving import make_server
 
-from ra import create_app
 from ra.config import ISSUING_SLUG, ROOT_SLUG
-from ra.instance import Instance
-
-
-@pytest.fixture
-def server(pki: Instance) -> Iterator[str]:
-    app = create_app(pki.settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    app.extensions["guichet"].close()
 
 
 def fetch(url: str) -> tuple[int, str, bytes]:

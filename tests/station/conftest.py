@@ -6,28 +6,14 @@ created in-process), and talks to the server over TCP like the operator's workst
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from ra import create_app
-from ra.instance import Instance
-from tests.ra.conftest import cipher, db_session, pki  # noqa: F401 - the instance fixtures, reused
+from tests.ra.conftest import cipher, db_session, pki, server  # noqa: F401 - the instance fixtures, reused
 from tests.station.proxy import CuttingProxy
 
 
-@pytest.fixture
-def server(pki: Instance) -> Iterator[str]:  # noqa: F811
-    """The back-office on 127.0.0.1, in a thread of this process."""
-    application = create_app(pki.settings)
-    httpd = make_server("127.0.0.1", 0, application, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    application.extensions["guichet"].close()
 
 
 @pytest.fixture
