@@ -9,11 +9,9 @@ CRL job can be measured in a child process of its own for a fair peak-RSS compar
 from __future__ import annotations
 
 import json
-import os
 import sys
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone

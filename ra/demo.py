@@ -15,9 +15,11 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ca.profiles import luhn_valid
 from ra.db import transaction
+from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
-from ra.models import DocumentKind, Entity, EntityKind, Order, OrderState, Role, StaffAccount
+from ra.models import DocumentKind, Entity, EntityKind, Order, Role, StaffAccount
 from ra.services import accounts, dossier, entities, identity, orders, sessions, staff
 from ra.services.identity import IdentityEvidence
 
@@ -51,14 +53,8 @@ def demo_pdf(title: str, body: str) -> bytes:
 
 
 def _luhn(prefix: str) -> str:
-    for digit in "0123456789":
-        total = 0
-        for i, c in enumerate(reversed(prefix + digit)):
-            n = int(c) * (2 if i % 2 else 1)
-            total += n - 9 if n > 9 else n
-        if total % 10 == 0:
-            return prefix + digit
-    raise AssertionError(prefix)
+    """``prefix`` completed with its Luhn check digit (a valid SIREN for the demo)."""
+    return next(prefix + d for d in "0123456789" if luhn_valid(prefix + d))
 
 
 ENTITIES = [  # (key, official name, kind, SIREN prefix, parent key)
@@ -189,10 +185,4 @@ def _orders(instance: Instance, session: Session, people: dict[str, StaffAccount
         identity.record_identity_check(session, aed, delivery.id, order_id, IdentityEvidence(
             document_type="cni", document_number=f"DEMO{number:08d}",
             document_expiry=today + timedelta(days=900), issuing_country="FRA",
-            names_match=True, in_person=True), cipher=_cipher(instance), today=today)
-
-
-def _cipher(instance: Instance):  # type: ignore[no-untyped-def]
-    from ra.fieldcrypt import FieldCipher
-
-    return FieldCipher(instance.settings.secret_key)
+            names_match=True, in_person=True), cipher=FieldCipher(instance.settings.secret_key), today=today)

@@ -19,7 +19,7 @@ from ra.audit import ChainReport
 from ra.errors import InvalidInput, NotFound
 from ra.models import AuditEvent, StaffAccount
 from ra.permissions import Action, require
-from ra.services.certificates import like_pattern
+from ra.services.inputs import like_pattern
 
 MAX_TEXT = 200
 

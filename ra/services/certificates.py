@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from ra.services.inputs import like_pattern
 from ra.db import utcnow
 from ra.errors import InvalidInput, NotFound
 from ra.models import Certificate, CertificateState, Entity, Order, StaffAccount
@@ -33,12 +34,6 @@ def normalise_serial(text: str) -> str:
     if not cleaned or len(cleaned) > MAX_SERIAL_HEX or any(c not in "0123456789abcdef" for c in cleaned):
         raise InvalidInput("Le numéro de série doit être un nombre hexadécimal de 40 chiffres au plus.")
     return cleaned.lstrip("0") or "0"
-
-
-def like_pattern(text: str) -> str:
-    """``%text%`` with the LIKE wildcards of ``text`` escaped (escape character: backslash)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)

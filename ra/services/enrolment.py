@@ -23,7 +23,6 @@ from ca.profiles import HolderSubject, parse_csr
 from ra import audit
 from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG, ROOT_SLUG
-from ra.db import transaction
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.fieldcrypt import FieldCipher
 from ra.models import (

@@ -28,7 +28,7 @@ from ra.models import (
 )
 from ra.permissions import Action, require, require_entity, visible_entities
 from ra.services.files import read_document, stored_upload
-from ra.services.inputs import FieldErrors, clean_text, fr_date, required_reason
+from ra.services.inputs import FieldErrors, clean_text, fr_date, like_pattern, required_reason
 
 K = EntityKind
 # Which kinds an entity of each kind may be attached to (a commune to its EPCI, a CCAS to its
@@ -196,13 +196,9 @@ def entity_list_query(actor: StaffAccount, *, kind: str | None = None, departeme
         stmt = stmt.where(Entity.departement == clean_text(departement).upper())
     words = clean_text(text)
     if words:
-        stmt = stmt.where(or_(Entity.name.ilike(f"%{_escape_like(words)}%", escape="\\"),
+        stmt = stmt.where(or_(Entity.name.ilike(like_pattern(words), escape="\\"),
                               Entity.siren.startswith(_digits(words) or words, autoescape=True)))
     return stmt.options(selectinload(Entity.convention)).order_by(Entity.name, Entity.id)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def member_entities(session: Session, actor: StaffAccount, entity: Entity) -> list[Entity]:

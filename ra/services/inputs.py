@@ -50,3 +50,9 @@ def required_reason(reason: str | None, *, field: str = "reason", what: str = "L
     if len(cleaned) > 500:
         raise FieldErrors({field: f"{what} compte {len(cleaned)} caractères : 500 au plus."})
     return cleaned
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for a case-insensitive search, its LIKE wildcards escaped (escape: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ra import audit
+from ra.services.inputs import like_pattern
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.labels import STATE_LABELS, label
 from ra.models import DeliverySession, Entity, Holder, Order, OrderState, SessionStatus, StaffAccount
@@ -102,12 +103,8 @@ def sessions_query(
     if date_to:
         stmt = stmt.where(DeliverySession.session_date <= date_to)
     if text and text.strip():
-        stmt = stmt.where(DeliverySession.site_address.ilike(f"%{_escape_like(text.strip())}%", escape="\\"))
+        stmt = stmt.where(DeliverySession.site_address.ilike(like_pattern(text.strip()), escape="\\"))
     return stmt.order_by(DeliverySession.session_date.desc(), DeliverySession.id.desc())
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def get_session(session: Session, actor: StaffAccount, session_id: int) -> DeliverySession:
@@ -137,7 +134,7 @@ def candidate_orders(
     if entity_id and 0 < entity_id <= MAX_ID:
         stmt = stmt.where(Order.entity_id == entity_id)
     if text and text.strip():
-        pattern = f"%{_escape_like(text.strip())}%"
+        pattern = like_pattern(text.strip())
         stmt = stmt.where(or_(Order.reference.ilike(pattern, escape="\\"),
                               Holder.surname.ilike(pattern, escape="\\"),
                               Holder.given_names.ilike(pattern, escape="\\")))

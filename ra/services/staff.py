@@ -15,6 +15,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ra import audit
+from ra.services.inputs import like_pattern
 from ra.db import utcnow
 from ra.documents.vault import DocumentVault
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
@@ -55,12 +56,8 @@ def staff_query(actor: StaffAccount, filters: StaffFilters) -> Select[Any]:
     text = filters.text.strip().lower()[:100]
     if text:
         stmt = stmt.where(or_(StaffAccount.email.contains(text, autoescape=True),
-                              StaffAccount.full_name.ilike(f"%{_escape_like(text)}%", escape="\\")))
+                              StaffAccount.full_name.ilike(like_pattern(text), escape="\\")))
     return stmt
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def get_account(session: Session, actor: StaffAccount, account_id: int) -> StaffAccount:

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from ra.services.inputs import like_pattern
 from ra.db import utcnow
 from ra.errors import InvalidInput, NotFound
 from ra.models import Certificate, Entity, Holder, Role, StaffAccount, TokenEvent, TokenState, UsbToken
@@ -62,7 +63,7 @@ def list_tokens(actor: StaffAccount, filters: TokenFilters) -> Select:  # type: 
     if filters.entity_id is not None:
         stmt = stmt.where(UsbToken.entity_id == filters.entity_id)
     if filters.text:
-        pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_pattern(filters.text)
         stmt = stmt.where(or_(*(column.ilike(pattern, escape="\\") for column in (
             UsbToken.serial, Holder.surname, Holder.given_names, Holder.email))))
     return stmt.order_by(UsbToken.created_at.desc(), UsbToken.id.desc())
