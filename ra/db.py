@@ -1,8 +1,8 @@
 """Database engine, session factory and declarative base (SQLAlchemy 2).
 
-SQLite is the embedded default (WAL, foreign keys, ``BEGIN IMMEDIATE`` so that writers are
-serialised up front instead of failing on lock upgrade); PostgreSQL is the production
-database.
+SQLite is the embedded default (``ra.db_sqlite``: WAL, foreign keys, writers queued on a lock
+file then ``BEGIN IMMEDIATE``, so that they are serialised up front instead of failing on lock
+upgrade); PostgreSQL is the production database.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, MetaData, create_engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from ra.db_sqlite import CONNECT_ARGS, configure_sqlite
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -56,27 +58,10 @@ def utcnow() -> datetime:
 
 def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args=CONNECT_ARGS, **kwargs)
+        configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None  # let SQLAlchemy's events emit BEGIN
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
-        # Writers lock up front; long read-only work (a CRL) must not block them.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -94,3 +79,11 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def core_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """A transaction for Core statements only, without a Session (for hot paths)."""
+    engine: Engine = factory.kw["bind"]
+    with engine.begin() as connection:
+        yield connection
