@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from ca.errors import CAError
 from ca.issuance import IssuanceRequest
@@ -25,11 +25,13 @@ from ca.profiles import HolderSubject, check_public_key, get_profile, parse_csr
 from ra import audit
 from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG
-from ra.db import transaction, utcnow
+from ra.db import core_transaction, utcnow
 from ra.errors import IllegalTransition, InvalidInput
 from ra.models import Certificate, CertificateState, Order, OrderState
 
 MAX_VALIDITY = timedelta(days=3 * 365)
+_CERTIFICATES = Certificate.__table__  # steps 2 and 4 use Core: they run once per certificate
+_ORDERS = Order.__table__
 SERIAL_BITS = 127  # 16 octets, positive, top bit forced: fixed length, 126 random bits
 
 
@@ -94,12 +96,12 @@ def _update(
     With ``order_id``, the order becomes ``issued`` and points at the certificate in the same
     transaction: an order is never issued without its certificate, nor the reverse.
     """
-    with transaction(factory) as session:
-        session.execute(update(Certificate).where(Certificate.id == cert.id).values(**values))
+    with core_transaction(factory) as connection:
+        connection.execute(update(_CERTIFICATES).where(_CERTIFICATES.c.id == cert.id).values(**values))
         if order_id is not None:
-            session.execute(update(Order).where(Order.id == order_id).values(
+            connection.execute(update(_ORDERS).where(_ORDERS.c.id == order_id).values(
                 state=OrderState.ISSUED, certificate_id=cert.id))
-        audit.record(session, actor=actor, action=action, object_type="certificate",
+        audit.record(connection, actor=actor, action=action, object_type="certificate",
                      object_id=cert.serial, details=details)
     for name, value in values.items():
         setattr(cert, name, value)
@@ -108,21 +110,21 @@ def _update(
 STALE_RESERVATION = timedelta(minutes=10)
 
 
-def _claim_order(session: Session, order_id: int) -> None:
+def _claim_order(connection: Connection, order_id: int) -> None:
     """Under the order's row lock: one certificate per order, never two in flight.
 
     A reservation left ``reserved`` for 10 minutes belongs to a process that stopped before
     storing: it is marked failed (its serial stays known) and the order may be issued again.
     """
-    session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
-    rows = session.execute(
-        select(Certificate.id, Certificate.state, Certificate.reserved_at)
-        .where(Certificate.order_id == order_id)
-        .where(Certificate.state.in_([CertificateState.RESERVED, CertificateState.ISSUED]))
+    connection.execute(select(_ORDERS.c.id).where(_ORDERS.c.id == order_id).with_for_update())
+    rows = connection.execute(
+        select(_CERTIFICATES.c.id, _CERTIFICATES.c.state, _CERTIFICATES.c.reserved_at)
+        .where(_CERTIFICATES.c.order_id == order_id)
+        .where(_CERTIFICATES.c.state.in_([CertificateState.RESERVED, CertificateState.ISSUED]))
     ).all()
     for cert_id, state, reserved_at in rows:
         if state == CertificateState.RESERVED and utcnow() - reserved_at > STALE_RESERVATION:
-            session.execute(update(Certificate).where(Certificate.id == cert_id).values(
+            connection.execute(update(_CERTIFICATES).where(_CERTIFICATES.c.id == cert_id).values(
                 state=CertificateState.FAILED, failure="abandoned reservation: stopped before storing"))
             continue
         raise IllegalTransition("Un certificat est déjà émis ou en cours d'émission pour cette commande.")
@@ -134,25 +136,26 @@ def _reserve(
 ) -> Certificate:
     subject_text = command.subject.to_name().rfc4514_string()
     for _attempt in range(3):
+        row: dict[str, object] = dict(
+            authority_id=authority_id, order_id=command.order_id, serial=format(new_serial(), "x"),
+            state=CertificateState.RESERVED, profile=profile, subject=subject_text,
+            email=command.subject.email, public_key_der=spki, not_before=not_before, not_after=not_after,
+            reserved_at=utcnow(),
+        )
         try:
-            with transaction(factory) as session:
+            with core_transaction(factory) as connection:
                 if command.order_id is not None:
-                    _claim_order(session, command.order_id)
-                cert = Certificate(
-                    authority_id=authority_id, order_id=command.order_id, serial=format(new_serial(), "x"),
-                    state=CertificateState.RESERVED, profile=profile, subject=subject_text,
-                    email=command.subject.email, public_key_der=spki,
-                    not_before=not_before, not_after=not_after,
-                )
-                session.add(cert)
-                session.flush()
+                    _claim_order(connection, command.order_id)
+                row["id"] = connection.execute(insert(_CERTIFICATES), row).inserted_primary_key[0]
                 audit.record(
-                    session, actor=command.actor, action="certificate.reserve",
-                    object_type="certificate", object_id=cert.serial,
+                    connection, actor=command.actor, action="certificate.reserve",
+                    object_type="certificate", object_id=row["serial"],
                     details={"profile": profile, "subject": subject_text,
                              "not_after": not_after.isoformat()},
                 )
-                return cert
         except IntegrityError:  # a serial collision: astronomically rare, draw again
             continue
+        cert = Certificate(**{column.key: None for column in _CERTIFICATES.columns} | row)
+        make_transient_to_detached(cert)  # every column loaded: readable after the session is gone
+        return cert
     raise InvalidInput("Could not reserve a unique serial number.")
