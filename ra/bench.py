@@ -7,10 +7,12 @@ the default ceremony, so the figures are those of the key sizes a real instance 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,56 +83,55 @@ def _holder_csrs(count: int) -> list[bytes]:
     return csrs
 
 
-def _issue_worker(settings: Settings, csrs: list[bytes], barrier: multiprocessing.synchronize.Barrier) -> int:
-    from ca.profiles import HolderSubject
-    from ra.instance import Instance
-    from ra.services.issuance import IssueCommand, issue_certificate
+class _Worker:
+    """One benchmark process: the issuing CA key opened, the linter built, ready to time."""
 
-    instance = Instance.open(settings)
-    with instance.factory() as session:
-        instance.ca.issuer(session)  # open the token, build the linter: not timed
-    subject = HolderSubject(
-        organization="COMMUNE DE SAINT-BRIEUC", siren="212202782", siret=None,
-        given_names="Marie", surname="Dubois", email="marie.dubois@example.fr", title=None,
-    )
-    barrier.wait()
-    for csr in csrs:
-        issue_certificate(instance.factory, instance.ca,
-                          IssueCommand(subject=subject, csr=csr, profile="rgs2-entite-double", actor="bench"))
-    instance.close()
-    return len(csrs)
+    def __init__(self, settings: Settings) -> None:
+        from ca.profiles import HolderSubject
+        from ca.signer import KeySigner
+        from ra.instance import Instance
 
+        self.instance = Instance.open(settings)
+        with self.instance.factory() as session:
+            self.instance.ca.issuer(session)  # open the token, build the linter: not timed
+            ref = self.instance.ca.authority(session, ISSUING_SLUG)
+        self.signer = KeySigner(self.instance.ca.signing_key(ref))
+        self.digest = self.signer.hasher().digest()
+        self.subject = HolderSubject(
+            organization="COMMUNE DE SAINT-BRIEUC", siren="212202782", siret=None,
+            given_names="Marie", surname="Dubois", email="marie.dubois@example.fr", title=None,
+        )
 
-def _sign_worker(settings: Settings, count: int, barrier: multiprocessing.synchronize.Barrier) -> int:
-    from ca.signer import KeySigner
-    from ra.authority import load_authority
-    from ra.instance import Instance
+    def sign(self, count: int) -> None:
+        for _ in range(count):
+            self.signer.sign_digest(self.digest)
 
-    instance = Instance.open(settings)
-    with instance.factory() as session:
-        ref = load_authority(session, ISSUING_SLUG)
-    signer = KeySigner(instance.ca.signing_key(ref))
-    digest = signer.hasher().digest()
-    barrier.wait()
-    for i in range(count):
-        signer.sign_digest(digest)
-    instance.close()
-    return count
+    def issue(self, csrs: list[bytes]) -> None:
+        from ra.services.issuance import IssueCommand, issue_certificate
+
+        for csr in csrs:
+            issue_certificate(self.instance.factory, self.instance.ca, IssueCommand(
+                subject=self.subject, csr=csr, profile="rgs2-entite-double", actor="bench"))
 
 
-def _run_parallel(target, settings: Settings, shares: list, workers: int) -> float:  # type: ignore[no-untyped-def]
-    ctx = multiprocessing.get_context("spawn")  # children load PKCS#11 afresh
-    barrier = ctx.Barrier(workers + 1)
-    procs = [ctx.Process(target=target, args=(settings, shares[i], barrier)) for i in range(workers)]
-    for p in procs:
-        p.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for p in procs:
-        p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a benchmark worker failed (exit {p.exitcode})")
-    return time.perf_counter() - start
+def _bench_process(settings: Settings, warm_up: list[bytes], rounds: list[list[bytes]],
+                   barrier: multiprocessing.synchronize.Barrier) -> None:
+    """Warm up, then per round: raw signatures between two barriers, issuance between two more."""
+    try:
+        worker = _Worker(settings)
+        worker.sign(len(warm_up))
+        worker.issue(warm_up)
+        for csrs in rounds:
+            barrier.wait()
+            worker.sign(len(csrs))
+            barrier.wait()
+            barrier.wait()
+            worker.issue(csrs)
+            barrier.wait()
+        worker.instance.close()
+    except BaseException:
+        barrier.abort()  # the parent stops at once instead of waiting for this process
+        raise
 
 
 @dataclass(frozen=True)
@@ -147,17 +148,51 @@ class IssuanceFigures:
                 f"ratio={self.ratio:.2f}")
 
 
-def bench_issuance(count: int, workers: int, database_url: str | None, echo=print) -> IssuanceFigures:  # type: ignore[no-untyped-def]
+def bench_issuance(count: int, workers: int, database_url: str | None, rounds: int = 3,
+                   echo=print) -> IssuanceFigures:  # type: ignore[no-untyped-def]
+    """``count`` certificates issued by ``workers`` processes, against as many raw signatures.
+
+    The same processes alternate, after a warm-up, between raw signing with the issuing CA key
+    and issuance, ``rounds`` times: both figures see the same machine at the same moments.
+    """
+    if count < workers * rounds:
+        raise ValueError(f"count must be at least workers × rounds ({workers * rounds})")
     with throwaway_instance(database_url) as settings:
         echo(f"preparing {count} CSRs …")
         csrs = _holder_csrs(count)
-        shares = [csrs[i::workers] for i in range(workers)]
-        echo(f"raw signing with the issuing CA key, {workers} processes …")
-        raw_time = _run_parallel(_sign_worker, settings, [count // workers] * workers, workers)
-        raw = (count // workers) * workers / raw_time
-        echo(f"issuance (reserve, lint, HSM sign, store, audit), {workers} processes …")
-        issue_time = _run_parallel(_issue_worker, settings, shares, workers)
-        return IssuanceFigures(count / issue_time, raw)
+        warm_up = _holder_csrs(workers * max(5, count // (10 * workers)))
+        size = count // rounds
+        chunks = [csrs[r * size:(r + 1) * size] for r in range(rounds - 1)] + [csrs[(rounds - 1) * size:]]
+        plans = [[chunk[w::workers] for chunk in chunks] for w in range(workers)]
+        ctx = multiprocessing.get_context("spawn")  # children load PKCS#11 afresh
+        barrier = ctx.Barrier(workers + 1)
+        procs = [ctx.Process(target=_bench_process, args=(settings, warm_up[w::workers], plans[w], barrier))
+                 for w in range(workers)]
+        echo(f"{workers} processes: warm-up, then {rounds} rounds of raw signing and issuance …")
+        for proc in procs:
+            proc.start()
+        raw_time = issue_time = 0.0
+        try:
+            for r in range(rounds):
+                timed = []
+                for _phase in ("raw", "issuance"):
+                    barrier.wait(timeout=600)
+                    start = time.perf_counter()
+                    barrier.wait(timeout=600)
+                    timed.append(time.perf_counter() - start)
+                raw_time, issue_time = raw_time + timed[0], issue_time + timed[1]
+                echo(f"  round {r + 1}: raw {len(chunks[r]) / timed[0]:.1f}/s, "
+                     f"issuance {len(chunks[r]) / timed[1]:.1f}/s")
+        except threading.BrokenBarrierError:
+            raise RuntimeError("a benchmark worker failed (see its traceback above)") from None
+        finally:
+            for proc in procs:
+                proc.join(timeout=60)
+                if proc.is_alive():
+                    proc.kill()
+        if any(proc.exitcode != 0 for proc in procs):
+            raise RuntimeError("a benchmark worker failed (see its traceback above)")
+        return IssuanceFigures(count / issue_time, count / raw_time)
 
 
 # --- CRL ---------------------------------------------------------------------------------------

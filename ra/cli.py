@@ -208,14 +208,18 @@ def bench() -> None:
 
 
 @bench.command("issuance", with_appcontext=False)
-@click.option("--count", default=400, show_default=True, help="Certificates to issue.")
-@click.option("--workers", default=os.cpu_count() or 2, show_default=True)
+@click.option("--count", default=1200, show_default=True, help="Certificates to issue.")
+@click.option("--workers", default=os.cpu_count() or 2, show_default=True, type=click.IntRange(1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Alternations of raw signing and issuance.")
 @click.option("--database-url", help="Benchmark on this (empty) database instead of SQLite.")
-def bench_issuance_command(count: int, workers: int, database_url: str | None) -> None:
-    """End-to-end issuance against raw signing with the same CA key."""
+def bench_issuance_command(count: int, workers: int, rounds: int, database_url: str | None) -> None:
+    """End-to-end issuance against raw signing with the same CA key, alternated in the same processes."""
     from ra.bench import bench_issuance
 
-    click.echo(bench_issuance(count, workers, database_url, echo=click.echo).line())
+    if count < workers * rounds:
+        raise click.BadParameter(f"at least workers × rounds = {workers * rounds} certificates", param_hint="--count")
+    click.echo(bench_issuance(count, workers, database_url, rounds=rounds, echo=click.echo).line())
 
 
 @bench.command("crl", with_appcontext=False)
