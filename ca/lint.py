@@ -1,7 +1,9 @@
 """Lint before signing: pkilint's ETSI/PKIX validators plus the project's own RGS** rules.
 
-pkilint's validator containers cost ~0.16 s to build, a lint ~5 ms: a :class:`Linter` builds
-them once and is reused for every certificate and CRL.
+pkilint's validator containers cost ~0.16 s to build: a :class:`Linter` builds them once and
+is reused for every certificate and CRL. A holder certificate's lint costs ~2 ms (half of an
+RSA-4096 signature on SoftHSM): the certificate validators run through
+:mod:`ca.lint_dispatch`, and each document's node tree is dismantled after use.
 """
 
 from __future__ import annotations
