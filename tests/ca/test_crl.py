@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.lint_cli import crl_errors
 from ca.crl import CRLParameters, Reason, build_crl, write_crl
 from ca.errors import CRLError
 from ca.signer import KeySigner
@@ -24,7 +23,6 @@ UTC = dt.timezone.utc
 THIS_UPDATE = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 NEXT_UPDATE = THIS_UPDATE + dt.timedelta(days=1)
 REVOKED_AT = dt.datetime(2025, 5, 30, 8, 15, 42, tzinfo=UTC)
-LINT_CRL = Path(sys.executable).parent / "lint_crl"
 
 OPENSSL_REASON_TEXT = {
     Reason.key_compromise: "Key Compromise",
@@ -132,17 +130,11 @@ def openssl_entry_blocks(text: str) -> dict[int, str]:
     return blocks
 
 
-def lint_errors(der: bytes, tmp_path: Path) -> list[dict]:
+def lint_errors(der: bytes, tmp_path: Path) -> list[tuple[str, str]]:
     """pkilint findings of severity ERROR or FATAL (``lint_crl -t CRL -p PKIX``)."""
     path = tmp_path / "lint.der"
     path.write_bytes(der)
-    argv = [str(LINT_CRL), "lint", "-t", "CRL", "-p", "PKIX", "-s", "ERROR", "-f", "JSON",
-            str(path)]  # fmt: skip
-    completed = subprocess.run(argv, capture_output=True, text=True)
-    report = json.loads(completed.stdout)
-    findings = [f for r in report["results"] for f in r["finding_descriptions"]]
-    assert completed.returncode == len(findings), completed.stderr
-    return findings
+    return crl_errors(path)
 
 
 def tlv_tags(content: bytes) -> list[int]:
