@@ -76,6 +76,7 @@ class WriterQueuedConnection(sqlite3.Connection):
         self._holding = False
 
 
+# ``timeout`` sets SQLite's busy timeout, for writers from outside guichet.
 CONNECT_ARGS: dict[str, Any] = {"timeout": LOCK_TIMEOUT_S, "factory": WriterQueuedConnection}
 
 
@@ -92,7 +93,6 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
