@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, text
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from ra.db import utcnow
 from ra.models import AuditEvent
@@ -40,11 +40,10 @@ def event_hash(
 def record(
     session: Session | Connection, *, actor: str, action: str, object_type: str, object_id: object,
     details: dict[str, object] | None = None,
-) -> AuditEvent:
-    """Append one event to the chain inside the caller's transaction.
+) -> int:
+    """Append one event to the chain inside the caller's transaction; return its sequence number.
 
-    The row is written with a Core INSERT (the ORM unit of work costs more than the row);
-    the returned event is a detached copy of it.
+    The row is written with a Core INSERT: the ORM unit of work costs more than the row.
     """
     dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
     if dialect.name == "postgresql":
@@ -58,9 +57,7 @@ def record(
     )
     row["hash"] = event_hash(**row)  # type: ignore[arg-type]
     session.execute(_INSERT, row)
-    event = AuditEvent(**row)
-    make_transient_to_detached(event)
-    return event
+    return seq
 
 
 _LAST = select(AuditEvent.__table__.c.seq, AuditEvent.__table__.c.hash).order_by(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from html import unescape
@@ -57,7 +58,7 @@ def tagged(db_session: Session) -> Tagged:
         ("token", "token.register", "usb_token", "T-9"), ("doc", "document.read", "document", "C-1"),
     ]:
         found.seq[name] = audit.record(db_session, actor=found.actor, action=action, object_type=object_type,
-                                       object_id=object_id, details={"note": "élément", "n": len(found.seq)}).seq
+                                       object_id=object_id, details={"note": "élément", "n": len(found.seq)})
     db_session.commit()
     return found
 
@@ -100,7 +101,7 @@ def test_filters_return_the_right_rows(reader: Browser, tagged: Tagged) -> None:
 
 def test_newest_first_and_paginated(reader: Browser, db_session: Session) -> None:
     actor = f"pages-{secrets.token_hex(4)}"
-    made = [audit.record(db_session, actor=actor, action="test.page", object_type="thing", object_id=i).seq
+    made = [audit.record(db_session, actor=actor, action="test.page", object_type="thing", object_id=i)
             for i in range(30)]
     db_session.commit()
     first = reader.get(f"/audit/?actor={actor}").get_data(as_text=True)
@@ -144,10 +145,9 @@ def test_verification_says_intact_and_is_itself_audited(pki: Instance, reader: B
     assert '"intact":true' in last.details
 
 
-@pytest.fixture
-def tampered(pki: Instance, tagged: Tagged) -> Iterator[int]:
-    """One of our rows changed behind the chain's back with plain SQL, restored afterwards."""
-    seq = tagged.seq["token"]
+@contextmanager
+def tampering(pki: Instance, seq: int) -> Iterator[int]:
+    """Row ``seq`` changed behind the chain's back with plain SQL, restored on leaving."""
     with pki.factory() as session, session.begin():
         original = session.scalar(select(AuditEvent.actor).where(AuditEvent.seq == seq))
         session.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(actor="mallory@example.fr"))
@@ -156,6 +156,12 @@ def tampered(pki: Instance, tagged: Tagged) -> Iterator[int]:
     finally:
         with pki.factory() as session, session.begin():
             session.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(actor=original))
+
+
+@pytest.fixture
+def tampered(pki: Instance, tagged: Tagged) -> Iterator[int]:
+    with tampering(pki, tagged.seq["token"]) as seq:
+        yield seq
 
 
 def test_verification_names_the_tampered_row(pki: Instance, reader: Browser, tampered: int) -> None:
@@ -167,5 +173,7 @@ def test_verification_names_the_tampered_row(pki: Instance, reader: Browser, tam
 
 
 def test_chain_is_intact_again_after_restoring(pki: Instance, tagged: Tagged) -> None:
+    with tampering(pki, tagged.seq["doc"]) as seq, pki.factory() as session:
+        assert audit.verify(session).first_broken_seq == seq
     with pki.factory() as session:
         assert audit.verify(session).ok
