@@ -148,6 +148,12 @@ class IssuanceFigures:
                 f"ratio={self.ratio:.2f}")
 
 
+def check_issuance_plan(count: int, workers: int, rounds: int) -> None:
+    """Every process must issue at least one certificate per round."""
+    if count < workers * rounds:
+        raise ValueError(f"at least workers × rounds = {workers * rounds} certificates")
+
+
 def bench_issuance(count: int, workers: int, database_url: str | None, rounds: int = 3,
                    echo=print) -> IssuanceFigures:  # type: ignore[no-untyped-def]
     """``count`` certificates issued by ``workers`` processes, against as many raw signatures.
@@ -155,8 +161,7 @@ def bench_issuance(count: int, workers: int, database_url: str | None, rounds: i
     The same processes alternate, after a warm-up, between raw signing with the issuing CA key
     and issuance, ``rounds`` times: both figures see the same machine at the same moments.
     """
-    if count < workers * rounds:
-        raise ValueError(f"count must be at least workers × rounds ({workers * rounds})")
+    check_issuance_plan(count, workers, rounds)
     with throwaway_instance(database_url) as settings:
         echo(f"preparing {count} CSRs …")
         csrs = _holder_csrs(count)

@@ -43,7 +43,24 @@ def user_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False)
+class GuichetGroup(FlaskGroup):
+    """``guichet``: the station group is loaded only when asked for (rich, fpdf, the token layer).
+
+    The delivery-station client runs on the operator's workstation: no database, no app context.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "station"})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "station":
+            from ra.station.cli import station
+
+            return station
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=GuichetGroup, create_app=create_app, add_default_commands=False)
 def main() -> None:
     """guichet: registration authority and CA core for RGS** entité certificates."""
 
@@ -169,14 +186,14 @@ def crl_publish(slug: str, if_due: bool) -> None:
 
     instance = current_instance()
     settings = instance.settings
-    if if_due:
+    hours = 24 * 365 if slug != ISSUING_SLUG else settings.crl_next_update_hours
+    if if_due:  # an eighth of the validity: daily for a 7-day CRL, every 6 weeks for the root's ARL
         with instance.factory() as session:
-            reason = crl_due(session, slug, utcnow(), max_age=timedelta(hours=20))
+            reason = crl_due(session, slug, utcnow(), max_age=timedelta(hours=hours) / 8)
         if reason is None:
             click.echo(f"CRL {slug} is current; nothing published.")
             return
         click.echo(f"Publishing: {reason}.")
-    hours = 24 * 365 if slug != ISSUING_SLUG else settings.crl_next_update_hours
     row = publish_crl(instance.factory, instance.ca, slug, actor=CLI_ACTOR,
                       publication_dir=settings.publication_dir, next_update_hours=hours)
     click.echo(f"CRL {slug} #{row.number}: {row.entries} entries, next update "
@@ -215,10 +232,12 @@ def bench() -> None:
 @click.option("--database-url", help="Benchmark on this (empty) database instead of SQLite.")
 def bench_issuance_command(count: int, workers: int, rounds: int, database_url: str | None) -> None:
     """End-to-end issuance against raw signing with the same CA key, alternated in the same processes."""
-    from ra.bench import bench_issuance
+    from ra.bench import bench_issuance, check_issuance_plan
 
-    if count < workers * rounds:
-        raise click.BadParameter(f"at least workers × rounds = {workers * rounds} certificates", param_hint="--count")
+    try:
+        check_issuance_plan(count, workers, rounds)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--count") from None
     click.echo(bench_issuance(count, workers, database_url, rounds=rounds, echo=click.echo).line())
 
 
@@ -262,12 +281,11 @@ def documents_purge(dry_run: bool) -> None:
 @user_errors
 def operator_command(email: str, full_name: str) -> None:
     """Create a CA operator account (the first one of an instance); prints its password once."""
-    import secrets
-
     from ra.models import Role
     from ra.services.accounts import NewAccount, create_account
+    from ra.services.staff import temporary_password
 
-    password = secrets.token_urlsafe(12)
+    password = temporary_password()
     with transaction(current_instance().factory) as session:
         account = create_account(session, NewAccount(email=email, full_name=full_name,
                                                      role=Role.OPERATOR, password=password), actor=CLI_ACTOR)
@@ -296,12 +314,6 @@ def demo_command(no_station: bool) -> None:
     for state in report.orders.values():
         states[state] = states.get(state, 0) + 1
     click.echo("Orders: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
-
-
-# The delivery-station client runs on the operator's workstation: no database, no app context.
-from ra.station.cli import station  # noqa: E402
-
-main.add_command(station)
 
 
 if __name__ == "__main__":

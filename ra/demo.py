@@ -7,7 +7,6 @@ onto SoftHSM tokens of the instance. Passwords are drawn at random and printed o
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -73,10 +72,6 @@ def is_loaded(session: Session) -> bool:
     return session.scalar(select(Entity.id).where(Entity.siren == DEMO_MARK)) is not None
 
 
-def _password() -> str:
-    return secrets.token_urlsafe(12)
-
-
 def load_demo(instance: Instance, *, today: date | None = None, deliver: bool = True) -> DemoReport | None:
     """Fill an initialised instance once; None if the demo is already there."""
     today = today or date.today()
@@ -102,7 +97,7 @@ def _people_and_places(instance: Instance, session: Session, report: DemoReport,
     logins: list[Login] = []
 
     def account(role: Role, email: str, name: str, **kwargs: object) -> StaffAccount:
-        password = _password()
+        password = staff.temporary_password()
         acc = accounts.create_account(session, accounts.NewAccount(
             email=email, full_name=name, role=role, password=password, **kwargs), actor=ACTOR)  # type: ignore[arg-type]
         logins.append(Login(str(role), email, password, name))

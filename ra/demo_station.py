@@ -17,6 +17,7 @@ from ra.models import StaffAccount
 from ra.services.accounts import create_api_token, revoke_api_token
 from ra.station.client import StationClient
 from ra.station.enrolment import Station, enrol
+from ra.station.pin import PinPolicy
 
 
 class _Quiet:
@@ -45,14 +46,16 @@ def deliver_today(instance: Instance, operator_id: int, *, today: date) -> list[
         client = StationClient(f"http://127.0.0.1:{server.server_port}", clear)
         receipts = instance.settings.instance / "demo-receipts"
         receipts.mkdir(exist_ok=True)
+        policy = PinPolicy()
         for item in client.today():
             if item.state != "identity_verified":
                 continue
             pin = f"{secrets.randbelow(10**8):08d}"
-            if len(set(pin)) == 1 or pin in "0123456789" or pin in "9876543210":
-                pin = "24681357"
+            while policy.problem(pin):  # the station's own rule (no repeated digit, no sequence)
+                pin = f"{secrets.randbelow(10**8):08d}"
             station = Station(client=client, module=instance.settings.pkcs11_module, reporter=_Quiet(),
-                              ask_new_pin=lambda pin=pin: pin, ask_current_pin=lambda pin=pin: pin)
+                              ask_new_pin=lambda pin=pin: pin, ask_current_pin=lambda pin=pin: pin,
+                              pin_policy=policy)
             result = enrol(station, item.reference, blank=True, receipt_dir=Path(receipts))
             results.append({"order": item.reference, "holder": item.holder,
                             "token": result.token_label, "holder_pin": pin,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import current_app
@@ -27,9 +28,9 @@ class Instance:
         engine = make_engine(settings.database_url)
         return cls(settings, engine, make_session_factory(engine), CertificationAuthority(settings))
 
-    @property
+    @functools.cached_property
     def vault(self) -> DocumentVault:
-        """The encrypted document store of this instance."""
+        """The encrypted document store of this instance (its folder made and its key derived once)."""
         return DocumentVault(self.settings.documents_dir, self.settings.secret_key)
 
     def close(self) -> None:

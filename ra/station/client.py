@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote
 
-from ra.station.errors import ServerRefusal, StationNetworkError
+from ra.station.errors import ServerRefusal, StationError, StationNetworkError
 
 API_PREFIX = "/api/v1"
 USER_AGENT = "guichet-station/1"
@@ -46,7 +46,12 @@ class WorkItem:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkItem:
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        """Mirror of the back-office's ``ra.services.enrolment.WorkItem``: a missing field is an error."""
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise StationError(f"La réponse du back-office ne donne pas {', '.join(missing)}.",
+                               advice="Le poste et le back-office ne sont pas de la même version.")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ra.config import ISSUING_SLUG, ROOT_SLUG
 from ra.instance import Instance
+from ra.station.pin import PinPolicy
 from tests.ra.helpers import VENV_BIN, guichet
 from tests.ra.test_issuance_pipeline import issue
 
@@ -63,12 +65,12 @@ def test_audit_verify_reports_intact_chain(pki: Instance) -> None:
     assert "Audit chain intact" in guichet(pki, "audit", "verify").stdout
 
 
-def test_init_on_fresh_instance_with_default_ceremony(tmp_path: Path) -> None:
-    """The real `guichet init` in its own process and SoftHSM folder, then run again."""
+def test_init_then_demo_on_fresh_instance_with_default_ceremony(tmp_path: Path) -> None:
+    """The real `guichet init` in its own process and SoftHSM folder, run again, then `guichet demo`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GUICHET_", "SOFTHSM2_CONF"))}
     env["GUICHET_INSTANCE"] = str(tmp_path / "instance")
-    run = lambda: subprocess.run([str(VENV_BIN / "guichet"), "init"], env=env,  # noqa: E731
-                                 capture_output=True, text=True, timeout=300)
+    run = lambda *args: subprocess.run([str(VENV_BIN / "guichet"), *(args or ("init",))], env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=600)
     first = run()
     assert first.returncode == 0, first.stderr
     pki = tmp_path / "instance" / "pki"
@@ -84,3 +86,14 @@ def test_init_on_fresh_instance_with_default_ceremony(tmp_path: Path) -> None:
     second = run()
     assert second.returncode == 0 and "already initialised" in second.stdout
     assert (pki / f"{ROOT_SLUG}.crt").read_bytes() == root.public_bytes(serialization.Encoding.DER)
+
+    demo = run("demo")
+    assert demo.returncode == 0, demo.stderr
+    delivered = re.findall(r"delivered: order=(\S+),.*holder_pin=(\d+), revocation_code=([A-Z0-9-]+), receipt=(\S+)",
+                           demo.stdout)
+    assert len(delivered) == 2, demo.stdout
+    for _order, pin, _code, receipt in delivered:
+        assert PinPolicy().problem(pin) is None and Path(receipt).stat().st_size > 0
+    assert len(re.findall(r"^  (operator|auditor|mc|aed) ", demo.stdout, re.M)) == 5
+    again = run("demo")
+    assert again.returncode == 0 and "already loaded" in again.stdout and "delivered:" not in again.stdout
