@@ -12,10 +12,10 @@ import functools
 import importlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 from jsonschema import Draft202012Validator
 
 from ra.errors import RAError
@@ -56,7 +56,6 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = False
     content_type: str = "application/json"  # request body type ("multipart/form-data" for uploads)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: list[Operation] = []
@@ -75,16 +74,15 @@ def authenticate() -> StaffAccount:
     account = account_for_api_token(db(), token.strip())
     if account is None:
         raise Unauthorized("Jeton d'API invalide ou révoqué.")
-    g.api_actor = account
     return account
 
 
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+def json_body(validator: Draft202012Validator) -> dict[str, Any]:
+    """The request's JSON body, checked by the operation's (once built) schema validator."""
     data = request.get_json(silent=True)
     if data is None:
         raise RAError("Le corps de la requête doit être un objet JSON (Content-Type: application/json).")
-    errors = sorted(Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-                    .iter_errors(data), key=lambda e: list(e.path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.path) or "(racine)"
@@ -100,12 +98,15 @@ def operation(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an endpoint: ``f(actor, [body,] **path_params) -> JSON-able``; commits on success."""
 
+    validator = (Draft202012Validator(request_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+                 if request_schema is not None and content_type == "application/json" else None)
+
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(f)
         def view(**kwargs: Any) -> Any:
             args: list[Any] = [] if public else [authenticate()]
-            if request_schema is not None and content_type == "application/json":
-                args.append(json_body(request_schema))
+            if validator is not None:
+                args.append(json_body(validator))
             result = f(*args, **kwargs)
             db().commit()
             if status == 204:

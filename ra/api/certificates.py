@@ -7,6 +7,7 @@ from typing import Any
 from flask import request
 
 from ra.api import operation
+from ra.api.params import PAGE, REJECTION, iso, page_json, page_schema
 from ra.db import utcnow
 from ra.models import Certificate, RevocationRequest, StaffAccount
 from ra.pagination import paginate
@@ -26,9 +27,6 @@ CERTIFICATE = {"type": "object", "required": ["serial", "status", "subject"], "p
     "revocation_reason": {"type": ["string", "null"], "description": "RFC 5280 reason name"}}}
 CERTIFICATE_DETAIL = {**CERTIFICATE, "properties": {**CERTIFICATE["properties"],
                                                     "pem": {"type": "string", "description": "the certificate, PEM"}}}
-CERTIFICATE_PAGE = {"type": "object", "required": ["items", "page", "per_page", "total"], "properties": {
-    "items": {"type": "array", "items": CERTIFICATE}, "page": {"type": "integer"},
-    "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
 REQUEST = {"type": "object", "required": ["id", "certificate_serial", "reason", "status"], "properties": {
     "id": {"type": "integer"}, "certificate_serial": {"type": "string"},
     "reason": {"type": "string", "description": "RFC 5280 reason name"},
@@ -41,12 +39,6 @@ NEW_REQUEST = {"type": "object", "required": ["reason"], "additionalProperties":
                "description": "tokenLost (lost or stolen token) is recorded as keyCompromise"},
     "comment": {"type": "string", "maxLength": service.MAX_COMMENT},
     "revoke_now": {"type": "boolean", "description": "CA operators only: revoke at once"}}}
-REJECTION = {"type": "object", "required": ["note"], "additionalProperties": False, "properties": {
-    "note": {"type": "string", "minLength": 1, "maxLength": service.MAX_COMMENT}}}
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _reason_name(code: int | None) -> str | None:
@@ -55,30 +47,28 @@ def _reason_name(code: int | None) -> str | None:
 
 def certificate_json(cert: Certificate, entity_id: int | None) -> dict[str, Any]:
     return {"serial": cert.serial, "status": cert.status(utcnow()), "subject": cert.subject, "email": cert.email,
-            "profile": cert.profile, "not_before": _iso(cert.not_before), "not_after": _iso(cert.not_after),
-            "entity_id": entity_id, "order_id": cert.order_id, "revoked_at": _iso(cert.revoked_at),
+            "profile": cert.profile, "not_before": iso(cert.not_before), "not_after": iso(cert.not_after),
+            "entity_id": entity_id, "order_id": cert.order_id, "revoked_at": iso(cert.revoked_at),
             "revocation_reason": _reason_name(cert.revocation_reason) if cert.revoked_at else None}
 
 
 def request_json(item: RevocationRequest, serial: str) -> dict[str, Any]:
     return {"id": item.id, "certificate_serial": serial, "reason": _reason_name(item.reason),
             "status": str(item.status), "comment": item.comment, "requested_by_holder": item.requested_by_holder,
-            "created_at": _iso(item.created_at), "processed_at": _iso(item.processed_at)}
+            "created_at": iso(item.created_at), "processed_at": iso(item.processed_at)}
 
 
 @operation("/certificates", "get", summary="Issued certificates in your scope, newest first", tag="certificates",
-           response=CERTIFICATE_PAGE, errors=(400, 403),
+           response=page_schema(CERTIFICATE), errors=(400, 403),
            query=(("status", STATUS, "valid, revoked or expired"),
                   ("entity_id", {"type": "integer"}, "certificates ordered for this entity"),
-                  ("q", {"type": "string"}, "part of the subject or start of the serial"),
-                  ("page", {"type": "integer", "minimum": 1}, "page number (25 per page)")))
+                  ("q", {"type": "string"}, "part of the subject or start of the serial"), PAGE))
 def list_certificates(actor: StaffAccount) -> dict[str, Any]:
     args = request.args
     filters = certs.CertificateFilter.parse(args.get("status"), args.get("entity_id"), args.get("q"))
     page = paginate(db(), certs.list_certificates(actor, filters))
     owners = certs.entities_of(db(), page.items)
-    return {"items": [certificate_json(c, owners[c.id].id if c.id in owners else None) for c in page.items],
-            "page": page.number, "per_page": page.per_page, "total": page.total}
+    return page_json(page, lambda c: certificate_json(c, owners[c.id].id if c.id in owners else None))
 
 
 @operation("/certificates/{serial}", "get", summary="One certificate in your scope, with its PEM",
@@ -100,7 +90,7 @@ def create_revocation_request(actor: StaffAccount, body: dict[str, Any], serial:
 @operation("/revocation-requests", "get", summary="Revocation requests (CA operators)", tag="certificates",
            response={"type": "array", "items": REQUEST}, errors=(400, 403),
            query=(("status", {"type": "string", "enum": ["pending", "processed", "rejected"]}, "filter by state"),
-                  ("page", {"type": "integer", "minimum": 1}, "page number (25 per page)")))
+                  PAGE))
 def list_revocation_requests(actor: StaffAccount) -> list[dict[str, Any]]:
     require(actor, Action.PROCESS_REVOCATIONS)
     page = paginate(db(), service.list_requests(actor, request.args.get("status") or None))

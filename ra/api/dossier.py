@@ -7,7 +7,8 @@ from typing import Any
 from flask import Response
 
 from ra.api import operation
-from ra.api.params import BINARY, file_response, form_choice, form_date, form_file, iso
+from ra.api.params import BINARY, form_choice, form_date, form_file, iso
+from ra.blueprints.common import attachment
 from ra.instance import current_instance
 from ra.models import DocumentKind, DossierDocument, Order, ReviewStatus, StaffAccount
 from ra.services import dossier as service
@@ -99,4 +100,4 @@ def review_document(actor: StaffAccount, body: dict[str, Any], order_id: int, do
            response=BINARY, errors=(403, 404))
 def document_content(actor: StaffAccount, order_id: int, document_id: int) -> Response:
     document, data = service.read_dossier_document(db(), actor, current_instance().vault, order_id, document_id)
-    return file_response(document, data)
+    return attachment(document, data)

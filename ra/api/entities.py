@@ -8,8 +8,9 @@ from flask import Response
 
 from ra.api import operation
 from ra.api.params import (
-    BINARY, PAGE, file_response, form_date, form_file, iso, page_json, page_schema, query_enum, query_text,
+    BINARY, PAGE, REJECTION, form_date, form_file, iso, page_json, page_schema, query_enum, query_text,
 )
+from ra.blueprints.common import attachment
 from ra.instance import current_instance
 from ra.models import Convention, ConventionStatus, Document, Entity, EntityKind, EntityStatus, StaffAccount
 from ra.pagination import paginate
@@ -45,8 +46,6 @@ ENTITY_CHANGES = {"type": "object", "minProperties": 1, "additionalProperties": 
 CONVENTION_FORM = {"type": "object", "required": ["file", "signed_on"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "the signed convention (PDF, JPEG, PNG)"},
     "signed_on": {"type": "string", "format": "date"}}}
-REJECTION = {"type": "object", "required": ["note"], "additionalProperties": False, "properties": {
-    "note": {"type": "string", "minLength": 1, "maxLength": 500}}}
 
 
 def convention_json(convention: Convention) -> dict[str, Any]:
@@ -135,4 +134,4 @@ def reject_convention(actor: StaffAccount, body: dict[str, Any], entity_id: int)
            errors=(403, 404))
 def convention_content(actor: StaffAccount, entity_id: int) -> Response:
     document, data = service.read_convention_document(db(), actor, current_instance().vault, entity_id)
-    return file_response(document, data)
+    return attachment(document, data)

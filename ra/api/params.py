@@ -8,18 +8,17 @@ a 400 JSON error, never a silently ignored filter.
 from __future__ import annotations
 
 import enum
-import io
 from datetime import date, datetime
 from typing import Any
 
-from flask import Response, request, send_file
+from flask import request
 from werkzeug.datastructures import FileStorage
 
 from ra.errors import InvalidInput
-from ra.models import Document
-from ra.services.files import safe_filename
 
 PAGE = ("page", {"type": "integer", "minimum": 1}, "page number (25 per page)")
+REJECTION = {"type": "object", "required": ["note"], "additionalProperties": False, "properties": {
+    "note": {"type": "string", "minLength": 1, "maxLength": 500}}}  # a refusal's note, as the services bound it
 
 
 def iso(value: date | datetime | None) -> str | None:
@@ -109,13 +108,3 @@ def form_choice(name: str, values: type[enum.StrEnum], what: str) -> str:
 # --- files out --------------------------------------------------------------------------------
 
 BINARY = {"type": "string", "format": "binary", "description": "the file (PDF, JPEG or PNG)"}
-
-
-def file_response(document: Document, data: bytes) -> Response:
-    """A decrypted document, as an attachment no cache keeps."""
-    response = send_file(io.BytesIO(data), mimetype=document.media_type, as_attachment=True,
-                         download_name=safe_filename(document.original_name), conditional=False,
-                         etag=False, max_age=0)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -56,7 +56,7 @@ def _render_show(serial: str, form: RevocationRequestForm, status: int = 200):  
     order = certs.order_of(db(), cert)
     history = requests_service.requests_for_certificate(db(), cert)
     return render_template(
-        "certificates/show.html", cert=cert, order=order, entity=db().get(Entity, order.entity_id) if order else None,
+        "certificates/show.html", cert=cert, order=order, entity=order.entity if order else None,
         status=cert.status(utcnow()), form=form, may_request=may_request(user),
         may_process=allowed(user, Action.PROCESS_REVOCATIONS), history=history,
         names=requests_service.staff_names(db(), history), reason_label=requests_service.reason_label,

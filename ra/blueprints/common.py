@@ -14,6 +14,7 @@ from wtforms import SelectChoice
 from ra.errors import Forbidden, InvalidInput
 from ra.models import Document
 from ra.permissions import Action, require
+from ra.services.files import safe_filename
 from ra.services.inputs import FieldErrors
 from ra.web import actor
 
@@ -59,10 +60,10 @@ def form_date(value: date | None) -> date | None:
 
 
 def attachment(document: Document, data: bytes) -> Response:
-    """A decrypted document as a download that no cache keeps."""
+    """A decrypted document as a download that no cache keeps (``nosniff`` comes from
+    ``ra.security``, on every response)."""
     response = send_file(io.BytesIO(data), mimetype=document.media_type, as_attachment=True,
-                         download_name=document.original_name, conditional=False, etag=False,
-                         max_age=0)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+                         download_name=safe_filename(document.original_name), conditional=False,
+                         etag=False, max_age=0)
+    response.headers["Cache-Control"] = "no-store"  # personal data: no copy in any cache
     return response

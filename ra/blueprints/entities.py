@@ -146,7 +146,6 @@ def _visible(entity_id: int) -> bool:
 def submit_convention(entity_id: int):  # type: ignore[no-untyped-def]
     form = ConventionForm()
     if not form.validate_on_submit():
-        service.get_entity(db(), actor(), entity_id)
         return show(entity_id, convention_form=form, status=400)
     instance = current_instance()
     try:

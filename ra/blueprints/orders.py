@@ -122,12 +122,13 @@ def _page(order: Order, *, upload: tuple[str, UploadForm] | None = None,
           cancel_form: CancelForm | None = None, status: int = 200) -> Any:
     can_edit, can_review = may(Action.EDIT_ORDERS), may(Action.APPROVE_DESIGNATIONS)
     dossier_open = order.state in service.DOSSIER_OPEN
+    lines = dossier.dossier_lines(order)
     uploads = {}
     if can_edit and dossier_open:
-        for line in dossier.dossier_lines(order):
+        for line in lines:
             uploads[str(line.kind)] = upload[1] if upload and upload[0] == line.kind else UploadForm(formdata=None)
     return render_template(
-        "orders/show.html", order=order, lines=dossier.dossier_lines(order),
+        "orders/show.html", order=order, lines=lines,
         missing=dossier.missing_items(order), token=service.reused_token(db(), order),
         profile_label=PROFILE_LABELS.get(order.profile, order.profile), uploads=uploads,
         review_form=ReviewForm(formdata=None) if can_review and dossier_open else None,

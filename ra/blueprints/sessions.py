@@ -228,7 +228,8 @@ def _render_day(session_id: int, failed: tuple[int, IdentityCheckForm] | None = 
     delivery = service.get_session(db(), user, session_id)
     rows = identity.day_rows(db(), user, delivery)
     today = date.today()
-    open_day = service.can_manage(user, delivery) and delivery.session_date == today
+    manage = service.can_manage(user, delivery)
+    open_day = manage and delivery.session_date == today
     forms = {}
     if open_day:
         for row in rows:
@@ -236,7 +237,7 @@ def _render_day(session_id: int, failed: tuple[int, IdentityCheckForm] | None = 
                 forms[row.order.id] = (failed[1] if failed and failed[0] == row.order.id
                                        else IdentityCheckForm(formdata=None, prefix=f"o{row.order.id}"))
     return render_template("sessions/day.html", delivery=delivery, rows=rows, forms=forms, open_day=open_day,
-                           manage=service.can_manage(user, delivery), today=today), status
+                           manage=manage, today=today), status
 
 
 @bp.post("/<int:session_id>/commandes/<int:order_id>/face-a-face")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from io import BytesIO
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DateField, EmailField, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms import DateField, EmailField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ra.blueprints.account import commit_upload
+from ra.blueprints.common import attachment, choices
 from ra.errors import Forbidden, NotFound, RAError
 from ra.instance import current_instance
 from ra.labels import ROLE_LABELS
@@ -29,10 +29,6 @@ DESIGNATION_FILTER = [(DesignationStatus.NONE.value, "Aucune"), (DesignationStat
                       (DesignationStatus.APPROVED.value, "Approuvée"), (DesignationStatus.REJECTED.value, "Refusée")]
 
 
-def _choices(pairs: Any) -> list[SelectChoice]:
-    return [SelectChoice(str(value), label) for value, label in pairs]
-
-
 def _optional_id(value: Any) -> int | None:
     """A select's value as an entity id; anything else is None (the service then says what is missing)."""
     try:
@@ -45,7 +41,7 @@ def _optional_id(value: Any) -> int | None:
 class AccountForm(FlaskForm):
     email = EmailField("Adresse électronique (identifiant de connexion)", validators=[_REQUIRED, Length(max=254)])
     full_name = StringField("Nom complet", validators=[_REQUIRED, Length(max=200)])
-    role = SelectField("Rôle", choices=_choices(ROLE_LABELS.items()), validators=[_REQUIRED])
+    role = SelectField("Rôle", choices=choices(ROLE_LABELS.items()), validators=[_REQUIRED])
     entity_id = SelectField("Entité du mandataire (MC)", coerce=_optional_id, validate_choice=False)
     epci_id = SelectField("EPCI dont l'AED sert les communes membres (AED)", coerce=_optional_id,
                           validate_choice=False)
@@ -64,7 +60,7 @@ class DesignationForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    decision = SelectField("Décision", choices=_choices([("approve", "Approuver"), ("reject", "Refuser")]),
+    decision = SelectField("Décision", choices=choices([("approve", "Approuver"), ("reject", "Refuser")]),
                            validators=[_REQUIRED])
     note = StringField("Motif ou commentaire (facultatif)", validators=[Length(max=500)])
 
@@ -89,9 +85,9 @@ def _fill_choices(form: AccountForm) -> None:
     entities = service.entity_choices(db(), actor())
     labelled = [(e.id, f"{e.name} ({e.siren})") for e in entities]
     epcis = [(e.id, f"{e.name} ({e.siren})") for e in entities if e.kind == EntityKind.EPCI]
-    form.entity_id.choices = _choices([(0, "—"), *labelled])
-    form.epci_id.choices = _choices([(0, "—"), *epcis])
-    form.scope_entity_ids.choices = _choices(labelled)
+    form.entity_id.choices = choices([(0, "—"), *labelled])
+    form.epci_id.choices = choices([(0, "—"), *epcis])
+    form.scope_entity_ids.choices = choices(labelled)
 
 
 @bp.route("/nouveau", methods=["GET", "POST"])
@@ -186,10 +182,7 @@ def upload(account_id: int):  # type: ignore[no-untyped-def]
 def designation_document(account_id: int):  # type: ignore[no-untyped-def]
     document, data = service.read_designation(db(), actor(), account_id, current_instance().vault)
     db().commit()  # the read is audited
-    response = send_file(BytesIO(data), mimetype=document.media_type, as_attachment=True,
-                         download_name=document.original_name)
-    response.headers["Cache-Control"] = "no-store"  # personal data: no copy in any cache
-    return response
+    return attachment(document, data)
 
 
 @bp.post("/<int:account_id>/designation/decision")
