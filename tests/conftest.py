@@ -22,6 +22,10 @@ import pytest
 from ca.errors import ModuleNotLoadable
 from ca.token import Token, find_softhsm_module, initialize_token
 
+# The instance fixtures (pki, app, db_session, cipher, server…) for every test folder: one
+# session-wide CA instance per database, however many folders use it.
+pytest_plugins = ["tests.ra.instance_fixtures"]
+
 SOFTHSM_DIR = Path(tempfile.mkdtemp(prefix="guichet-softhsm-"))
 SOFTHSM_TOKEN_DIR = SOFTHSM_DIR / "tokens"
 SOFTHSM_TOKEN_DIR.mkdir()

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.ra.conftest import cipher, db_session, pki, server  # noqa: F401  (shared fixtures)
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

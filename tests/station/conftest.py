@@ -10,10 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ra.conftest import cipher, db_session, pki, server  # noqa: F401 - the instance fixtures, reused
 from tests.station.proxy import CuttingProxy
-
-
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""RA fixtures: real databases (SQLite file, PostgreSQL throwaway database) and a real CA
+"""Instance fixtures, registered for every test folder by tests/conftest.py: real databases (SQLite file, PostgreSQL throwaway database) and a real CA
 instance created by the same ceremony as ``guichet init`` on SoftHSM tokens."""
 
 from __future__ import annotations
