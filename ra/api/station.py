@@ -11,7 +11,7 @@ from ra.instance import current_instance
 from ra.db import utcnow
 from ra.models import DeliverySession, StaffAccount, TokenState, UsbToken
 from ra.permissions import Action, require, require_entity
-from ra.services import enrolment, tokens
+from ra.services import certificates, enrolment, tokens
 from ra.web import cipher, db
 
 ORDER_ID = {"type": "integer"}
@@ -79,7 +79,7 @@ def submit_csr(actor: StaffAccount, body: dict[str, Any], order_id: int) -> dict
     db().commit()  # issuance runs its own transactions (reserve, then store): release ours first
     cert = enrolment.submit_csr(instance.factory, instance.ca, actor.id, order_id,
                                 body["csr"].encode(), today=today())
-    return {"serial": cert.serial, "certificate": enrolment.certificate_pem(cert),
+    return {"serial": cert.serial, "certificate": certificates.pem(cert),
             "chain": enrolment.chain_pems(db(), instance.ca), "order_state": "issued",
             "not_before": cert.not_before.isoformat(), "not_after": cert.not_after.isoformat()}
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 import pyotp
 from argon2 import PasswordHasher
@@ -19,24 +20,34 @@ from ra.errors import InvalidInput
 from ra.fieldcrypt import FieldCipher
 from ra.models import ApiToken, DesignationStatus, Entity, Role, StaffAccount
 
-_hasher = PasswordHasher()
+HASHER = PasswordHasher()  # the one argon2id hasher of the RA (passwords, revocation codes)
 TOTP_PURPOSE = "totp-secret"
 MIN_PASSWORD = 12
-# A verification against this hash costs the same as a real one: no user enumeration by timing.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """A verification against this hash costs the same as a real one: no enumeration by timing."""
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
+def verify_or_dummy(stored: str | None, secret: str) -> bool:
+    """``secret`` checked against ``stored``; with nothing stored, the same cost and False."""
+    try:
+        ok = HASHER.verify(stored or _dummy_hash(), secret)
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and bool(stored)
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"Le mot de passe doit compter au moins {MIN_PASSWORD} caractères.")
-    return _hasher.hash(password)
+    return HASHER.hash(password)
 
 
 def check_password(account: StaffAccount | None, password: str) -> bool:
-    try:
-        return _hasher.verify(account.password_hash if account else _DUMMY_HASH, password) and account is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    return verify_or_dummy(account.password_hash if account else None, password)
 
 
 def new_totp_secret(account: StaffAccount, cipher: FieldCipher) -> str:
@@ -69,10 +80,6 @@ def check_totp(account: StaffAccount, code: str, cipher: FieldCipher, *, at: flo
             account.totp_last_step = step
             return True
     return False
-
-
-def provisioning_uri(account: StaffAccount, cipher: FieldCipher) -> str:
-    return totp_for(account, cipher).provisioning_uri(name=account.email, issuer_name="guichet")
 
 
 @dataclass(frozen=True)

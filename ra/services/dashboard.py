@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +13,7 @@ from ra.models import (
     RevocationRequest, RevocationRequestStatus, Role, SessionStatus, StaffAccount,
 )
 from ra.permissions import visible_entities, visible_entity_ids
+from ra.services.orders import ORDER_ROWS
 
 TO_COMPLETE = (OrderState.DRAFT, OrderState.DOSSIER_COMPLETE, OrderState.APPROVED)
 
@@ -27,7 +27,6 @@ class Dashboard:
     conventions_to_approve: list[Convention] = field(default_factory=list)
     orders_to_approve: list[Order] = field(default_factory=list)
     revocations_to_process: list[RevocationRequest] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def dashboard_for(session: Session, user: StaffAccount, *, today: date | None = None) -> Dashboard:
@@ -37,7 +36,7 @@ def dashboard_for(session: Session, user: StaffAccount, *, today: date | None = 
         board.entities = list(session.scalars(visible_entities(user).order_by(Entity.name)))
         board.orders_to_complete = list(session.scalars(
             select(Order).where(Order.entity_id.in_(visible_entity_ids(user)))
-            .where(Order.state.in_(TO_COMPLETE)).order_by(Order.created_at).limit(50)))
+            .where(Order.state.in_(TO_COMPLETE)).options(*ORDER_ROWS).order_by(Order.created_at).limit(50)))
         board.sessions_to_come = list(session.scalars(
             select(DeliverySession).where(DeliverySession.operator_id == user.id)
             .where(DeliverySession.session_date >= today)
@@ -50,7 +49,8 @@ def dashboard_for(session: Session, user: StaffAccount, *, today: date | None = 
         board.conventions_to_approve = list(session.scalars(
             select(Convention).where(Convention.status == ConventionStatus.PENDING)))
         board.orders_to_approve = list(session.scalars(
-            select(Order).where(Order.state == OrderState.DOSSIER_COMPLETE).order_by(Order.created_at).limit(50)))
+            select(Order).where(Order.state == OrderState.DOSSIER_COMPLETE).options(*ORDER_ROWS)
+            .order_by(Order.created_at).limit(50)))
         board.revocations_to_process = list(session.scalars(
             select(RevocationRequest).where(RevocationRequest.status == RevocationRequestStatus.PENDING)
             .order_by(RevocationRequest.created_at)))

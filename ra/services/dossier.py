@@ -33,7 +33,7 @@ from ra.models import (
 )
 from ra.permissions import Action
 from ra.services.dossier_rules import (
-    current_documents, date_problem, kind_label, missing_items, needs_date, required_kinds,
+    REQUIRED_KINDS, current_documents, date_problem, kind_label, missing_items, needs_date,
 )
 from ra.services.files import read_document, stored_upload
 from ra.services.inputs import FieldErrors, optional_text, required_reason
@@ -64,7 +64,7 @@ class DossierLine:
 def dossier_lines(order: Order) -> list[DossierLine]:
     current = current_documents(order)
     lines = []
-    for kind in required_kinds(order.entity):
+    for kind in REQUIRED_KINDS:
         older = [row for row in order.documents if row.kind == kind and row is not current.get(kind)]
         lines.append(DossierLine(kind, kind_label(kind, order.entity), needs_date(kind, order.entity),
                                  current.get(kind), list(reversed(older))))

@@ -23,15 +23,11 @@ from ra.models import DocumentKind, DossierDocument, Entity, EntityKind, Order, 
 from ra.services.inputs import fr_date, months_before
 
 MAX_AGE_MONTHS = 3
+# The pieces every order needs, whatever the kind of its entity.
 REQUIRED_KINDS: tuple[DocumentKind, ...] = (
     DocumentKind.HOLDER_ID, DocumentKind.REQUEST, DocumentKind.ENTITY_PROOF,
     DocumentKind.LEGAL_REP_ID, DocumentKind.TERMS_OF_USE,
 )
-
-
-def required_kinds(entity: Entity) -> tuple[DocumentKind, ...]:
-    """The pieces an order of this entity needs (the same five for every kind of entity)."""
-    return REQUIRED_KINDS
 
 
 def needs_date(kind: DocumentKind, entity: Entity) -> bool:
@@ -80,7 +76,7 @@ def missing_items(order: Order) -> list[str]:
     """What is missing or wrong in the dossier, in French sentences; empty when complete."""
     current = current_documents(order)
     items = []
-    for kind in required_kinds(order.entity):
+    for kind in REQUIRED_KINDS:
         row = current.get(kind)
         what = kind_label(kind, order.entity)
         if row is None:
@@ -102,7 +98,7 @@ def is_complete(order: Order) -> bool:
 def not_accepted(order: Order) -> list[str]:
     """Labels of the required pieces not accepted yet by a CA operator."""
     current = current_documents(order)
-    return [kind_label(kind, order.entity) for kind in required_kinds(order.entity)
+    return [kind_label(kind, order.entity) for kind in REQUIRED_KINDS
             if (row := current.get(kind)) is None or row.review_status != ReviewStatus.ACCEPTED]
 
 

@@ -12,8 +12,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from argon2 import PasswordHasher
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,13 +28,14 @@ from ra.models import (
     TokenState, UsbToken,
 )
 from ra.permissions import Action, require, require_entity, visible_entity_ids
+from ra.services.accounts import HASHER
 from ra.services.issuance import IssueCommand, issue_certificate
+from ra.services.orders import ORDER_ROWS, reused_token
 from ra.services.revocation import revoke_certificate
 from ra.services.tokens import record_token_event, token_certificates
 
 SO_PIN_PURPOSE = "token-so-pin"
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
-_hasher = PasswordHasher()
 
 
 def new_revocation_code() -> str:
@@ -50,7 +49,7 @@ def normalise_code(code: str) -> str:
 
 
 def hash_revocation_code(code: str) -> str:
-    return _hasher.hash(normalise_code(code))
+    return HASHER.hash(normalise_code(code))
 
 
 def enrolment_order(session: Session, actor: StaffAccount, order_id: int, today: date) -> Order:
@@ -94,12 +93,14 @@ def today_worklist(session: Session, actor: StaffAccount, today: date) -> list[W
         .where(DeliverySession.session_date == today, DeliverySession.operator_id == actor.id)
         .where(Order.entity_id.in_(visible_entity_ids(actor)))
         .where(Order.state.in_([OrderState.IDENTITY_VERIFIED, OrderState.ISSUED, OrderState.DELIVERED]))
-        .order_by(Order.reference)
+        .options(*ORDER_ROWS).order_by(Order.reference)
     ).all()
+    token_ids = {order.token_id or order.reused_token_id for order, _ in rows} - {None}
+    by_id = ({t.id: t for t in session.scalars(select(UsbToken).where(UsbToken.id.in_(token_ids)))}
+             if token_ids else {})
     items = []
     for order, delivery in rows:
-        token_id = order.token_id or order.reused_token_id
-        token = session.get(UsbToken, token_id) if token_id else None
+        token = by_id.get(order.token_id or order.reused_token_id)
         items.append(WorkItem(order.id, order.reference, str(order.state), order.holder.display_name,
                               order.entity.name, order.profile, str(order.token_choice),
                               token.serial if token else None, delivery.id, delivery.site_address))
@@ -119,7 +120,7 @@ def register_token(
         raise InvalidInput("Numéro de série du support invalide.")
     token = session.scalar(select(UsbToken).where(UsbToken.serial == serial))
     if order.token_choice == TokenChoice.REUSE:
-        reused = session.get(UsbToken, order.reused_token_id) if order.reused_token_id else None
+        reused = reused_token(session, order)
         if reused is None or reused.serial != serial:
             raise InvalidInput("Le support présenté n'est pas celui prévu par la commande (réutilisation).")
         if reused.state in (TokenState.LOST, TokenState.RETIRED):
@@ -241,8 +242,3 @@ def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, to
     audit.record(session, actor=actor.email, action="order.deliver", object_type="order",
                  object_id=order.reference, details={"certificate": cert.serial, "token_serial": token.serial})
     return Delivery(order, cert, token, code)
-
-
-def certificate_pem(cert: Certificate) -> str:
-    assert cert.der is not None
-    return x509.load_der_x509_certificate(cert.der).public_bytes(serialization.Encoding.PEM).decode()

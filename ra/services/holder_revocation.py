@@ -10,11 +10,8 @@ refused before any check — the rate limit is read from the audit log, like the
 from __future__ import annotations
 
 import json
-import secrets
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +19,7 @@ from ra import audit
 from ra.db import utcnow
 from ra.errors import InvalidInput, RAError
 from ra.models import AuditEvent, Certificate, CertificateState, RevocationRequest, RevocationRequestStatus
+from ra.services.accounts import verify_or_dummy
 from ra.services.certificates import normalise_serial
 from ra.services.enrolment import normalise_code
 from ra.services.revocation import revoke_certificate
@@ -33,9 +31,6 @@ FAILED = "certificate.holder_revoke_failed"
 WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 5  # per serial and per address, within the window
 GENERIC_REFUSAL = "Le numéro de série ou le code de révocation est incorrect."
-
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))  # same cost when there is nothing to check
 
 
 class TooManyAttempts(RAError):
@@ -60,12 +55,8 @@ def recent_failures(session: Session, serial: str, ip: str | None, now: datetime
 
 
 def _code_matches(cert: Certificate | None, code: str) -> bool:
-    stored = cert.revocation_code_hash if cert is not None else None
-    try:
-        ok = _hasher.verify(stored or _DUMMY_HASH, normalise_code(code))
-    except (VerificationError, InvalidHashError):
-        return False
-    return ok and stored is not None
+    # same cost when there is nothing to check
+    return verify_or_dummy(cert.revocation_code_hash if cert is not None else None, normalise_code(code))
 
 
 def revoke_by_holder(

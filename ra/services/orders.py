@@ -33,7 +33,8 @@ from ra.models import (
 )
 from ra.permissions import Action, in_scope, require, visible_entities, visible_entity_ids
 from ra.services.dossier_rules import is_complete, not_accepted
-from ra.services.inputs import FieldErrors, clean_text, optional_text, required_reason
+from ra.services.entities import has_approved_convention
+from ra.services.inputs import FieldErrors, clean_text, like_pattern, optional_text, required_reason
 
 
 class OrderAction(enum.StrEnum):
@@ -108,6 +109,11 @@ def refresh_dossier_state(session: Session, order: Order, *, actor: str) -> Orde
 
 # --- reading ---------------------------------------------------------------------------------
 
+# Loader options for a list of orders whose rows show the entity and the holder (no N+1;
+# selectinload, unlike joinedload, also goes with FOR UPDATE).
+ORDER_ROWS = (selectinload(Order.entity), selectinload(Order.holder))
+
+
 def order_for(session: Session, actor: StaffAccount, order_id: int, action: Action = Action.VIEW_ORDERS) -> Order:
     """The order, if its entity is in the actor's scope (404) and the role allows ``action`` (403)."""
     order = session.get(Order, order_id)
@@ -123,14 +129,14 @@ def order_list_query(actor: StaffAccount, *, state: str | None = None, entity_id
     require(actor, Action.VIEW_ORDERS)
     stmt = (select(Order).join(Holder, Order.holder_id == Holder.id)
             .where(Order.entity_id.in_(visible_entity_ids(actor)))
-            .options(selectinload(Order.entity), selectinload(Order.holder)))
+            .options(*ORDER_ROWS))
     if state in set(OrderState):
         stmt = stmt.where(Order.state == state)
     if entity_id is not None:
         stmt = stmt.where(Order.entity_id == entity_id)
     words = clean_text(text)
     if words:
-        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_pattern(words)
         stmt = stmt.where(or_(*(column.ilike(pattern, escape="\\") for column in (
             Order.reference, Holder.surname, Holder.given_names, Holder.email))))
     return stmt.order_by(Order.created_at.desc(), Order.id.desc())
@@ -241,7 +247,7 @@ def check_order(session: Session, actor: StaffAccount, new: NewOrder) -> Checked
             raise NotFound("Entité introuvable.")
         if entity.status != EntityStatus.ACTIVE:
             errors["entity_id"] = "Cette entité est fermée : elle ne peut plus commander."
-        elif entity.convention is None or entity.convention.status != ConventionStatus.APPROVED:
+        elif not has_approved_convention(entity):
             errors["entity_id"] = ("La convention d'adhésion de cette entité n'est pas approuvée : "
                                    "aucune commande n'est possible avant.")
     values = {"surname": clean_text(new.surname), "given_names": clean_text(new.given_names),

@@ -24,6 +24,7 @@ from ra.models import DeliverySession, Entity, Holder, Order, OrderState, Sessio
 from ra.permissions import (
     Action, require, require_entity, scope_condition, visible_entities, visible_entity_ids,
 )
+from ra.services.orders import ORDER_ROWS
 
 MAX_DAYS_AHEAD = 366
 MAX_ID = 2**31 - 1  # ids from URLs and forms beyond the column's range name nothing
@@ -121,7 +122,7 @@ def session_orders(session: Session, actor: StaffAccount, delivery: DeliverySess
     """The session's orders that the actor may see (cancelled ones left out)."""
     return list(session.scalars(
         select(Order).where(Order.delivery_session_id == delivery.id, Order.state != OrderState.CANCELLED)
-        .where(Order.entity_id.in_(visible_entity_ids(actor))).order_by(Order.reference)))
+        .where(Order.entity_id.in_(visible_entity_ids(actor))).options(*ORDER_ROWS).order_by(Order.reference)))
 
 
 def candidate_orders(
@@ -130,7 +131,7 @@ def candidate_orders(
     """Approved orders in the actor's scope that no session holds yet."""
     stmt = (select(Order).join(Holder, Order.holder_id == Holder.id)
             .where(Order.state == OrderState.APPROVED, Order.delivery_session_id.is_(None))
-            .where(Order.entity_id.in_(visible_entity_ids(actor))))
+            .where(Order.entity_id.in_(visible_entity_ids(actor))).options(*ORDER_ROWS))
     if entity_id and 0 < entity_id <= MAX_ID:
         stmt = stmt.where(Order.entity_id == entity_id)
     if text and text.strip():
