@@ -27,6 +27,7 @@ from pkilint.pkix import name as pkix_name
 
 from ca.errors import LintError, RequestError
 from ca.lint_dispatch import DispatchingRunner
+from ca.lint_document import CertificateLoader
 from ca.profiles import (
     MAX_VALIDITY,
     Profile,
@@ -71,13 +72,14 @@ class Linter:
             etsi.create_decoding_validators(CERTIFICATE_TYPE), etsi.create_validators(CERTIFICATE_TYPE)
         ))
         self._certificate_filters = etsi.create_etsi_finding_filters(CERTIFICATE_TYPE)
+        self._loader = CertificateLoader()
         self._crl_validator: validation.ValidatorContainer | None = None
         self._lock = threading.Lock()  # pkilint does not promise its validators are thread-safe
 
     def lint_certificate(self, der: bytes, *, profile: Profile | None = None) -> LintReport:
         """Lint a holder certificate; with ``profile``, its key usage must be exactly the profile's."""
         try:
-            document = loader.load_der_certificate(der, "certificate")
+            document = self._loader.load(der)
         except ValueError as exc:
             return LintReport(errors=(f"pkilint.certificate_not_decodable: {exc}",))
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pkilint.document import NodeVisitor, PDUNode, ValueDecoder, create_and_append_node_from_pdu, decode_substrate
+from pkilint.document import NodeVisitor, PDUNode, ValueDecoder, decode_substrate, get_node_name_for_pdu
 from pkilint.validation import (
     DecodingValidator,
     ValidationFindingDescription,
@@ -34,6 +34,8 @@ from pkilint.validation import (
     ValidatorContainer,
 )
 
+from ca.lint_document import Shape, grow, shape_of
+
 logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 4096  # per table; a linter fed very varied documents starts afresh
@@ -42,7 +44,7 @@ MAX_ENTRIES = 4096  # per table; a linter fed very varied documents starts afres
 class _RememberingDecoder(ValueDecoder):
     """pkilint's ``ValueDecoder``, decoding each (substrate, schema) once."""
 
-    def __init__(self, decoder: ValueDecoder, decoded: dict[tuple[bytes, int], Any]) -> None:
+    def __init__(self, decoder: ValueDecoder, decoded: dict[tuple[bytes, int], Shape]) -> None:
         super().__init__(type_path=decoder.type_path, value_path=decoder.value_path,
                          type_mappings=decoder.type_mappings, default=decoder.default)
         self._decoded = decoded
@@ -52,14 +54,16 @@ class _RememberingDecoder(ValueDecoder):
             return next(iter(value_node.children.values()))
         substrate = bytes(self.retrieve_substrate(value_node))
         key = (substrate, id(pdu_type))
-        pdu = self._decoded.get(key)
-        if pdu is None:  # errors are raised here exactly as pkilint raises them
+        shape = self._decoded.get(key)
+        if shape is None:  # errors are raised here exactly as pkilint raises them
             child = decode_substrate(value_node.document, substrate, pdu_type, value_node)
             if len(self._decoded) >= MAX_ENTRIES:
                 self._decoded.clear()
-            self._decoded[key] = child.pdu
+            self._decoded[key] = shape_of(child.pdu)
             return child
-        return create_and_append_node_from_pdu(value_node.document, pdu, value_node)
+        name = get_node_name_for_pdu(shape[0])
+        child = value_node.children[name] = grow(value_node.document, name, shape, value_node)
+        return child
 
 
 def _static_match(visitor: NodeVisitor, node: PDUNode) -> bool:
@@ -104,7 +108,7 @@ class DispatchingRunner:
     """
 
     def __init__(self, container: ValidatorContainer) -> None:
-        self._decoded: dict[tuple[bytes, int], Any] = {}
+        self._decoded: dict[tuple[bytes, int], Shape] = {}
         self._table = self._register(container)
 
     def _register(self, container: ValidatorContainer) -> _Table:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert
 
+from ca.profiles import HolderSubject
 from ra.config import ISSUING_SLUG, Settings, load_settings
 
 BENCH_PINS = {
@@ -73,21 +74,48 @@ def child_environment(settings: Settings) -> dict[str, str]:
 
 # --- issuance ----------------------------------------------------------------------------------
 
-def _holder_csrs(count: int) -> list[bytes]:
-    """CSRs from distinct ECDSA P-256 keys (made before the clock starts)."""
-    csrs = []
-    for _ in range(count):
+_ENTITIES = (("COMMUNE DE SAINT-BRIEUC", "212202782"), ("COMMUNE DE RENNES", "213502388"),
+             ("COMMUNE DE KERVILLE", "212900195"), ("COMMUNAUTE DE COMMUNES DE KERVILLE", "200035517"))
+_GIVEN_NAMES = ("Marie", "Jean", "Anne-Sophie", "Pierre", "Léa", "Yann", "Gwenaëlle", "Éric", "Nolwenn",
+                "Loïc", "Camille", "Hervé", "Maëlle", "Ronan", "Solène", "Thierry")
+_SURNAMES = ("Dubois", "Le Goff", "Martin", "Le Gall", "Guillou", "Tanguy", "Le Roux", "Morvan", "Hamon",
+             "Le Bihan", "Jégou", "Riou", "Kerhervé", "Prigent", "Cadiou", "Le Floch", "Nicol", "Quéré")
+
+
+_SURNAME_PAIRS = tuple(f"{first}-{second}" for first in _SURNAMES for second in _SURNAMES if first != second)
+
+
+@dataclass(frozen=True)
+class BenchHolder:
+    subject: HolderSubject
+    csr: bytes  # DER
+
+
+def _holders(count: int, offset: int = 0) -> list[BenchHolder]:
+    """Distinct holders of four entities, each with a CSR of its own ECDSA P-256 key.
+
+    Certificates differ as real ones do: the key, the e-mail, the person (no name repeats within
+    4,896 holders); the entity and common first names repeat.
+    """
+    holders = []
+    for i in range(offset, offset + count):
+        organization, siren = _ENTITIES[i % len(_ENTITIES)]
+        given = _GIVEN_NAMES[i % len(_GIVEN_NAMES)]
+        surname = _SURNAME_PAIRS[i // len(_GIVEN_NAMES) % len(_SURNAME_PAIRS)]
         key = ec.generate_private_key(ec.SECP256R1())
         csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
-        csrs.append(csr.public_bytes(serialization.Encoding.DER))
-    return csrs
+        holders.append(BenchHolder(
+            subject=HolderSubject(organization=organization, siren=siren, siret=None, given_names=given,
+                                  surname=surname, email=f"agent{i}@{siren}.example.fr", title=None),
+            csr=csr.public_bytes(serialization.Encoding.DER),
+        ))
+    return holders
 
 
 class _Worker:
     """One benchmark process: the issuing CA key opened, the linter built, ready to time."""
 
     def __init__(self, settings: Settings) -> None:
-        from ca.profiles import HolderSubject
         from ca.signer import KeySigner
         from ra.instance import Instance
 
@@ -97,36 +125,32 @@ class _Worker:
             ref = self.instance.ca.authority(session, ISSUING_SLUG)
         self.signer = KeySigner(self.instance.ca.signing_key(ref))
         self.digest = self.signer.hasher().digest()
-        self.subject = HolderSubject(
-            organization="COMMUNE DE SAINT-BRIEUC", siren="212202782", siret=None,
-            given_names="Marie", surname="Dubois", email="marie.dubois@example.fr", title=None,
-        )
 
     def sign(self, count: int) -> None:
         for _ in range(count):
             self.signer.sign_digest(self.digest)
 
-    def issue(self, csrs: list[bytes]) -> None:
+    def issue(self, holders: list[BenchHolder]) -> None:
         from ra.services.issuance import IssueCommand, issue_certificate
 
-        for csr in csrs:
+        for holder in holders:
             issue_certificate(self.instance.factory, self.instance.ca, IssueCommand(
-                subject=self.subject, csr=csr, profile="rgs2-entite-double", actor="bench"))
+                subject=holder.subject, csr=holder.csr, profile="rgs2-entite-double", actor="bench"))
 
 
-def _bench_process(settings: Settings, warm_up: list[bytes], rounds: list[list[bytes]],
+def _bench_process(settings: Settings, warm_up: list[BenchHolder], rounds: list[list[BenchHolder]],
                    barrier: multiprocessing.synchronize.Barrier) -> None:
     """Warm up, then per round: raw signatures between two barriers, issuance between two more."""
     try:
         worker = _Worker(settings)
         worker.sign(len(warm_up))
         worker.issue(warm_up)
-        for csrs in rounds:
+        for holders in rounds:
             barrier.wait()
-            worker.sign(len(csrs))
+            worker.sign(len(holders))
             barrier.wait()
             barrier.wait()
-            worker.issue(csrs)
+            worker.issue(holders)
             barrier.wait()
         worker.instance.close()
     except BaseException:
@@ -163,11 +187,11 @@ def bench_issuance(count: int, workers: int, database_url: str | None, rounds: i
     """
     check_issuance_plan(count, workers, rounds)
     with throwaway_instance(database_url) as settings:
-        echo(f"preparing {count} CSRs …")
-        csrs = _holder_csrs(count)
-        warm_up = _holder_csrs(workers * max(5, count // (10 * workers)))
+        echo(f"preparing {count} holders and their CSRs …")
+        holders = _holders(count)
+        warm_up = _holders(workers * max(5, count // (10 * workers)), offset=count)
         size = count // rounds
-        chunks = [csrs[r * size:(r + 1) * size] for r in range(rounds - 1)] + [csrs[(rounds - 1) * size:]]
+        chunks = [holders[r * size:(r + 1) * size] for r in range(rounds - 1)] + [holders[(rounds - 1) * size:]]
         plans = [[chunk[w::workers] for chunk in chunks] for w in range(workers)]
         ctx = multiprocessing.get_context("spawn")  # children load PKCS#11 afresh
         barrier = ctx.Barrier(workers + 1)
