@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.orm import Session
 
 from ra.db import utcnow
+from ra.db_driver import DriverTransaction
 from ra.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -38,7 +39,7 @@ def event_hash(
 
 
 def record(
-    session: Session | Connection, *, actor: str, action: str, object_type: str, object_id: object,
+    session: Session | Connection | DriverTransaction, *, actor: str, action: str, object_type: str, object_id: object,
     details: dict[str, object] | None = None,
 ) -> int:
     """Append one event to the chain inside the caller's transaction; return its sequence number.
@@ -48,7 +49,7 @@ def record(
     dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
     if dialect.name == "postgresql":
         # Serialise appends: the chain has exactly one head.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        session.execute(_ADVISORY_LOCK, {"k": _PG_LOCK_KEY})
     last = session.execute(_LAST).first()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     row: dict[str, object] = dict(
@@ -63,6 +64,7 @@ def record(
 _LAST = select(AuditEvent.__table__.c.seq, AuditEvent.__table__.c.hash).order_by(
     AuditEvent.__table__.c.seq.desc()).limit(1)
 _INSERT = insert(AuditEvent.__table__)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 @dataclass(frozen=True)

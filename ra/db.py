@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, MetaData, create_engine
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from ra.db_driver import DriverTransaction
 from ra.db_sqlite import CONNECT_ARGS, configure_sqlite
 
 NAMING = {
@@ -81,9 +82,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@contextmanager
-def core_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
-    """A transaction for Core statements only, without a Session (for hot paths)."""
-    engine: Engine = factory.kw["bind"]
-    with engine.begin() as connection:
-        yield connection
+def driver_transaction(factory: sessionmaker[Session]) -> DriverTransaction:
+    """A transaction of constant Core statements run on the driver's cursor (issuance's hot path)."""
+    return DriverTransaction(factory.kw["bind"])

@@ -98,16 +98,28 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         # Writers lock up front; long read-only work (a CRL) must not block them.
+        # BEGIN goes straight to the driver: a statement of SQLAlchemy's costs more than SQLite's.
         if conn.get_execution_options().get("readonly"):
-            conn.exec_driver_sql("BEGIN")
-            return
-        dbapi_connection = conn.connection.dbapi_connection
-        try:
-            dbapi_connection.acquire_writer_lock()
-        except sqlite3.OperationalError as exc:
-            raise OperationalError("BEGIN IMMEDIATE", None, exc) from None
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            dbapi_connection.release_writer_lock()
-            raise
+            _begin(conn.connection.dbapi_connection, "BEGIN")
+        else:
+            begin_write(conn.connection.dbapi_connection)
+
+
+def begin_write(dbapi_connection: WriterQueuedConnection) -> None:
+    """Queue on the writer lock, then ``BEGIN IMMEDIATE`` (the lock is released if it fails)."""
+    try:
+        dbapi_connection.acquire_writer_lock()
+    except sqlite3.OperationalError as exc:
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from None
+    try:
+        _begin(dbapi_connection, "BEGIN IMMEDIATE")
+    except BaseException:
+        dbapi_connection.release_writer_lock()
+        raise
+
+
+def _begin(dbapi_connection: sqlite3.Connection, statement: str) -> None:
+    try:
+        dbapi_connection.execute(statement)
+    except sqlite3.Error as exc:
+        raise OperationalError(statement, None, exc) from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
@@ -25,13 +25,25 @@ from ca.profiles import HolderSubject, check_public_key, get_profile, parse_csr
 from ra import audit
 from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG
-from ra.db import core_transaction, utcnow
+from ra.db import driver_transaction, utcnow
+from ra.db_driver import DriverTransaction
 from ra.errors import IllegalTransition, InvalidInput
 from ra.models import Certificate, CertificateState, Order, OrderState
 
 MAX_VALIDITY = timedelta(days=3 * 365)
-_CERTIFICATES = Certificate.__table__  # steps 2 and 4 use Core: they run once per certificate
+# Steps 2 and 4 run once per certificate: constant Core statements run on the driver's cursor
+# (ra.db_driver). In UPDATEs, the columns set are the parameters other than the WHERE's.
+_CERTIFICATES = Certificate.__table__
 _ORDERS = Order.__table__
+_INSERT_CERTIFICATE = insert(_CERTIFICATES).returning(_CERTIFICATES.c.id)
+_UPDATE_CERTIFICATE = update(_CERTIFICATES).where(_CERTIFICATES.c.id == bindparam("certificate_id"))
+_UPDATE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+_LOCK_ORDER = select(_ORDERS.c.id).where(_ORDERS.c.id == bindparam("order_id")).with_for_update()
+_ORDER_CERTIFICATES_IN_FLIGHT = (
+    select(_CERTIFICATES.c.id, _CERTIFICATES.c.state, _CERTIFICATES.c.reserved_at)
+    .where(_CERTIFICATES.c.order_id == bindparam("order_id"))
+    .where(_CERTIFICATES.c.state != CertificateState.FAILED)  # reserved or issued
+)
 SERIAL_BITS = 127  # 16 octets, positive, top bit forced: fixed length, 126 random bits
 
 
@@ -96,12 +108,12 @@ def _update(
     With ``order_id``, the order becomes ``issued`` and points at the certificate in the same
     transaction: an order is never issued without its certificate, nor the reverse.
     """
-    with core_transaction(factory) as connection:
-        connection.execute(update(_CERTIFICATES).where(_CERTIFICATES.c.id == cert.id).values(**values))
+    with driver_transaction(factory) as tx:
+        tx.execute(_UPDATE_CERTIFICATE, {"certificate_id": cert.id, **values})
         if order_id is not None:
-            connection.execute(update(_ORDERS).where(_ORDERS.c.id == order_id).values(
-                state=OrderState.ISSUED, certificate_id=cert.id))
-        audit.record(connection, actor=actor, action=action, object_type="certificate",
+            tx.execute(_UPDATE_ORDER, {"order_id": order_id, "state": OrderState.ISSUED,
+                                       "certificate_id": cert.id})
+        audit.record(tx, actor=actor, action=action, object_type="certificate",
                      object_id=cert.serial, details=details)
     for name, value in values.items():
         setattr(cert, name, value)
@@ -110,22 +122,17 @@ def _update(
 STALE_RESERVATION = timedelta(minutes=10)
 
 
-def _claim_order(connection: Connection, order_id: int) -> None:
+def _claim_order(tx: DriverTransaction, order_id: int) -> None:
     """Under the order's row lock: one certificate per order, never two in flight.
 
     A reservation left ``reserved`` for 10 minutes belongs to a process that stopped before
     storing: it is marked failed (its serial stays known) and the order may be issued again.
     """
-    connection.execute(select(_ORDERS.c.id).where(_ORDERS.c.id == order_id).with_for_update())
-    rows = connection.execute(
-        select(_CERTIFICATES.c.id, _CERTIFICATES.c.state, _CERTIFICATES.c.reserved_at)
-        .where(_CERTIFICATES.c.order_id == order_id)
-        .where(_CERTIFICATES.c.state.in_([CertificateState.RESERVED, CertificateState.ISSUED]))
-    ).all()
-    for cert_id, state, reserved_at in rows:
+    tx.execute(_LOCK_ORDER, {"order_id": order_id})
+    for cert_id, state, reserved_at in tx.execute(_ORDER_CERTIFICATES_IN_FLIGHT, {"order_id": order_id}).all():
         if state == CertificateState.RESERVED and utcnow() - reserved_at > STALE_RESERVATION:
-            connection.execute(update(_CERTIFICATES).where(_CERTIFICATES.c.id == cert_id).values(
-                state=CertificateState.FAILED, failure="abandoned reservation: stopped before storing"))
+            tx.execute(_UPDATE_CERTIFICATE, {"certificate_id": cert_id, "state": CertificateState.FAILED,
+                                             "failure": "abandoned reservation: stopped before storing"})
             continue
         raise IllegalTransition("Un certificat est déjà émis ou en cours d'émission pour cette commande.")
 
@@ -143,12 +150,12 @@ def _reserve(
             reserved_at=utcnow(),
         )
         try:
-            with core_transaction(factory) as connection:
+            with driver_transaction(factory) as tx:
                 if command.order_id is not None:
-                    _claim_order(connection, command.order_id)
-                row["id"] = connection.execute(insert(_CERTIFICATES), row).inserted_primary_key[0]
+                    _claim_order(tx, command.order_id)
+                row["id"] = tx.execute(_INSERT_CERTIFICATE, row).scalar_one()
                 audit.record(
-                    connection, actor=command.actor, action="certificate.reserve",
+                    tx, actor=command.actor, action="certificate.reserve",
                     object_type="certificate", object_id=row["serial"],
                     details={"profile": profile, "subject": subject_text,
                              "not_after": not_after.isoformat()},

@@ -349,6 +349,46 @@ def test_another_csr_after_issuance_is_refused(pki: Instance, ready: Ready, ciph
     assert [c.id for c in certificates_of(pki, ready.order.id)] == [first.id]
 
 
+def _reservation(pki: Instance, ready: Ready, *, age: timedelta) -> int:
+    """A certificate row left ``reserved`` for the order ``age`` ago (a process that stopped)."""
+    from ra.db import utcnow
+
+    with pki.factory() as session:
+        authority_id = pki.ca.authority(session, ISSUING_SLUG).id
+        row = Certificate(authority_id=authority_id, serial=format(2**126 + secrets.randbits(64), "x"),
+                          state=CertificateState.RESERVED, profile="rgs2-entite-double", subject="CN=x",
+                          email="x@example.fr", public_key_der=b"", not_before=utcnow(), not_after=utcnow(),
+                          reserved_at=utcnow() - age, order_id=ready.order.id)
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def test_a_reservation_in_flight_refuses_a_second_issuance(pki: Instance, ready: Ready,
+                                                           cipher: FieldCipher) -> None:
+    register(pki, cipher, ready)
+    in_flight = _reservation(pki, ready, age=timedelta(minutes=2))
+    with pytest.raises(IllegalTransition, match="en cours"):
+        submit(pki, ready)
+    rows = certificates_of(pki, ready.order.id)
+    assert [(c.id, c.state) for c in rows] == [(in_flight, CertificateState.RESERVED)]
+    assert order_row(pki, ready.order.id).state == OrderState.IDENTITY_VERIFIED
+
+
+def test_an_abandoned_reservation_is_failed_and_the_order_issued(pki: Instance, ready: Ready,
+                                                                 cipher: FieldCipher) -> None:
+    register(pki, cipher, ready)
+    abandoned = _reservation(pki, ready, age=timedelta(minutes=11))
+    issued = submit(pki, ready)
+    rows = {c.id: c for c in certificates_of(pki, ready.order.id)}
+    assert set(rows) == {abandoned, issued.id}
+    assert rows[abandoned].state == CertificateState.FAILED
+    assert rows[abandoned].failure == "abandoned reservation: stopped before storing"
+    assert rows[issued.id].state == CertificateState.ISSUED
+    order = order_row(pki, ready.order.id)
+    assert (order.state, order.certificate_id) == (OrderState.ISSUED, issued.id)
+
+
 def test_the_token_cannot_change_once_issued(pki: Instance, ready: Ready, cipher: FieldCipher) -> None:
     register(pki, cipher, ready)
     submit(pki, ready)
