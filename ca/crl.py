@@ -20,6 +20,7 @@ from typing import BinaryIO
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
+from ca import der
 from ca.errors import CRLError
 from ca.signer import KeySigner
 
@@ -56,25 +57,14 @@ _REASONS_BY_FOLDED_NAME = {r.name.replace("_", ""): r for r in Reason}
 
 # --- DER building blocks ----------------------------------------------------------------------
 
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes((length,))
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(octets),)) + octets
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _der_length(len(content)) + content
-
-
 def _der_integer(value: int) -> bytes:
     """A non-negative INTEGER (a leading zero octet when the top bit is set)."""
-    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+    return der.tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
 def _extension(oid_der: bytes, value_der: bytes) -> bytes:
     """A non-critical Extension: extnID, extnValue (critical=FALSE is DEFAULT, so absent)."""
-    return _tlv(0x30, oid_der + _tlv(0x04, value_der))
+    return der.tlv(0x30, oid_der + der.tlv(0x04, value_der))
 
 
 _OID_CRL_NUMBER = bytes.fromhex("0603551d14")
@@ -95,7 +85,7 @@ _REASON_EXTENSION: dict[int | None, bytes] = {
     for r in Reason
     if r not in (Reason.unspecified, Reason.remove_from_crl)
 }
-_REASON_EXTENSIONS = {code: _tlv(0x30, ext) for code, ext in _REASON_EXTENSION.items()}
+_REASON_EXTENSIONS = {code: der.tlv(0x30, ext) for code, ext in _REASON_EXTENSION.items()}
 for _absent in (None, 0):  # RFC 5280 §5.3.1: no reasonCode rather than unspecified (0)
     _REASON_EXTENSION[_absent] = _REASON_EXTENSIONS[_absent] = b""
 # An invalidityDate Extension is this prefix followed by a 17-octet GeneralizedTime.
@@ -265,9 +255,9 @@ def _encode_entries(entries: Iterable[tuple], body: bytearray) -> int:
 
 
 def _crl_extensions(params: CRLParameters) -> bytes:
-    aki = _extension(_OID_AUTHORITY_KEY_ID, _tlv(0x30, _tlv(0x80, params.authority_key_id)))
+    aki = _extension(_OID_AUTHORITY_KEY_ID, der.tlv(0x30, der.tlv(0x80, params.authority_key_id)))
     crl_number = _extension(_OID_CRL_NUMBER, _der_integer(params.crl_number))
-    return _tlv(0xA0, _tlv(0x30, aki + crl_number))
+    return der.tlv(0xA0, der.tlv(0x30, aki + crl_number))
 
 
 def _signed_pieces(
@@ -287,19 +277,19 @@ def _signed_pieces(
     body = bytearray()
     count = _encode_entries(entries, body)
     # RFC 5280 §5.1.2.6: with no entry, revokedCertificates is absent, not an empty SEQUENCE.
-    revoked_header = b"\x30" + _der_length(len(body)) if count else b""
+    revoked_header = b"\x30" + der.length(len(body)) if count else b""
     tail = _crl_extensions(params)
     tbs_length = len(head) + len(revoked_header) + len(body) + len(tail)
-    tbs_header = b"\x30" + _der_length(tbs_length)
+    tbs_header = b"\x30" + der.length(tbs_length)
     tbs = [tbs_header, head, revoked_header, memoryview(body), tail]
 
     digest = signer.hasher()
     for piece in tbs:
         digest.update(piece)
-    signature = _tlv(0x03, b"\x00" + signer.sign_digest(digest.digest()))
+    signature = der.tlv(0x03, b"\x00" + signer.sign_digest(digest.digest()))
 
     total = len(tbs_header) + tbs_length + len(algorithm) + len(signature)
-    return [b"\x30" + _der_length(total), *tbs, algorithm, signature], count
+    return [b"\x30" + der.length(total), *tbs, algorithm, signature], count
 
 
 def build_crl(

@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
+from ca import der
 from ca.errors import CAError, RequestError, SigningError
 from ca.lint import NCP_PLUS_POLICY, Linter, LintReport
 from ca.profiles import PROFILES, HolderSubject, Profile, check_public_key, get_profile
-from ca.signer import SigningKey, signature_algorithm_for
+from ca.signer import KeySigner, SigningKey
 
 MIN_SERIAL = 2**63  # at least 64 significant bits
 MAX_SERIAL_BITS = 159  # a positive INTEGER of at most 20 octets
@@ -112,7 +113,7 @@ class PreparedCertificate:
     request: IssuanceRequest
     tbs_certificate: bytes  # the linted TBSCertificate DER
     lint: LintReport
-    builder: x509.CertificateBuilder = field(repr=False)
+    signature_algorithm: bytes = field(repr=False)  # DER AlgorithmIdentifier, as inside the TBS
 
     @property
     def tbs_sha256(self) -> bytes:
@@ -154,7 +155,8 @@ class Issuer:
     ) -> None:
         self.config = config
         self._signing_key = signing_key
-        self._hash = signature_algorithm_for(signing_key).hash_algorithm()
+        self._signer = KeySigner(signing_key)
+        self._hash = self._signer.algorithm.hash_algorithm()
         ca = config.certificate
         self._ca_public_key = ca.public_key()
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -198,23 +200,34 @@ class Issuer:
             profile = self._profiles[request.profile]
         except KeyError:
             raise RequestError(f"profile {request.profile!r} is not offered by this issuer") from None
-        builder = self._builder(request, profile)
-        throwaway = builder.sign(self._throwaway_key, self._hash)
-        report = self._linter.lint_certificate(throwaway.public_bytes(serialization.Encoding.DER), profile=profile)
+        throwaway = self._builder(request, profile).sign(self._throwaway_key, self._hash)
+        encoded = throwaway.public_bytes(serialization.Encoding.DER)
+        report = self._linter.lint_certificate(encoded, profile=profile)
         report.raise_for_errors(f"certificate {request.serial:#x}")
-        return PreparedCertificate(request, throwaway.tbs_certificate_bytes, report, builder)
+        tbs = throwaway.tbs_certificate_bytes
+        return PreparedCertificate(request, tbs, report, _signature_algorithm(encoded, tbs))
 
     def sign(self, prepared: PreparedCertificate) -> IssuedCertificate:
-        """Steps 4-5: sign with the CA key, then check the TBS is the linted one and verifies."""
+        """Steps 4-5: sign the linted TBS with the CA key, then check the result parses and verifies.
+
+        The certificate is the linted TBS, its signature algorithm and the CA's signature: the
+        builder does not encode it a second time.
+        """
         try:
-            certificate = prepared.builder.sign(self._signing_key, self._hash)
+            signature = self._signer.sign(prepared.tbs_certificate)
         except CAError:
             raise
         except Exception as exc:
             raise SigningError(f"the CA key failed to sign certificate {prepared.request.serial:#x}: {exc}") from exc
+        encoded = der.tlv(0x30, prepared.tbs_certificate + prepared.signature_algorithm
+                          + der.tlv(0x03, b"\x00" + signature))
+        try:
+            certificate = x509.load_der_x509_certificate(encoded)
+        except ValueError as exc:
+            raise SigningError(f"certificate {prepared.request.serial:#x} does not parse once signed ({exc})") from None
         check_signed_certificate(certificate, prepared.tbs_certificate, self._ca_public_key)
         return IssuedCertificate(
-            der=certificate.public_bytes(serialization.Encoding.DER),
+            der=encoded,
             serial=prepared.request.serial,
             tbs_sha256=prepared.tbs_sha256,
             warnings=prepared.lint.warnings,
@@ -249,6 +262,15 @@ class Issuer:
         for extension, critical in self._common_extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder
+
+
+def _signature_algorithm(certificate: bytes, tbs: bytes) -> bytes:
+    """The signatureAlgorithm of a certificate (DER) whose TBS is ``tbs``, as DER."""
+    _, start, end = der.read_tlv(certificate, 0, len(certificate))
+    if certificate[start:start + len(tbs)] != tbs:
+        raise SigningError("the throwaway certificate does not start with its TBS")
+    _, _, algorithm_end = der.read_tlv(certificate, start + len(tbs), end)
+    return certificate[start + len(tbs):algorithm_end]
 
 
 def check_signed_certificate(

@@ -28,6 +28,8 @@ from pyasn1.type.univ import Choice, SequenceAndSetBase, SequenceOfAndSetOfBase
 from pyasn1_alt_modules import rfc5280
 from pyasn1_fasder import decode_der
 
+from ca.der import read_children, read_tlv
+
 MAX_ENTRIES = 2048  # remembered pieces; a loader fed very varied certificates starts afresh
 
 # (pyasn1 value, ((child name, child shape), ...)), as PDUNode._generate_child_nodes lists them
@@ -60,39 +62,8 @@ def grow(document: Any, name: str, shape: Shape, parent: PDUNode | None) -> PDUN
     return node
 
 
-class _Unusual(Exception):
+class _Unusual(ValueError):
     """The certificate is not of the shape the loader assembles: pkilint's loader reads it."""
-
-
-def _tlv(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
-    """(tag, start of contents, end of contents) of the DER TLV at ``offset``."""
-    if offset + 2 > end:
-        raise _Unusual
-    tag, length = data[offset], data[offset + 1]
-    start = offset + 2
-    if tag & 0x1F == 0x1F:
-        raise _Unusual  # high tag numbers do not occur at these places
-    if length & 0x80:
-        count = length & 0x7F
-        if not 0 < count <= 3 or start + count > end or data[start] == 0:
-            raise _Unusual
-        length = int.from_bytes(data[start:start + count], "big")
-        start += count
-        if length < 0x80:
-            raise _Unusual  # not the shortest form: not DER
-    if start + length > end:
-        raise _Unusual
-    return tag, start, start + length
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(tag, TLV start, contents start, end) of each TLV between ``start`` and ``end``."""
-    found = []
-    while start < end:
-        tag, contents, stop = _tlv(data, start, end)
-        found.append((tag, start, contents, stop))
-        start = stop
-    return found
 
 
 def _component(spec: Any, name: str) -> Any:
@@ -119,13 +90,13 @@ class CertificateLoader:
             signatureAlgorithm=_component(certificate, "signatureAlgorithm"),
             signatureValue=_component(certificate, "signature"),
         )
-        self._pieces: dict[tuple[str, bytes], tuple[Any, Shape]] = {}
+        self._pieces: dict[tuple[str, bytes], Shape] = {}
 
     def load(self, der: bytes, name: str = "certificate") -> RFC5280Certificate:
         """The document pkilint's loader returns for ``der`` (its errors too: ValueError)."""
         try:
             return self._assemble(der, name)
-        except (_Unusual, PyAsn1Error, ValueError):
+        except (PyAsn1Error, ValueError):  # _Unusual too
             return loader.load_der_certificate(der, name)
 
     def _piece(self, kind: str, data: bytes, *, remember: bool = True) -> Shape:
@@ -143,14 +114,14 @@ class CertificateLoader:
     def _assemble(self, der: bytes, name: str) -> RFC5280Certificate:
         if not der.startswith(b"\x30"):
             raise _Unusual
-        _, start, end = _tlv(der, 0, len(der))
+        _, start, end = read_tlv(der, 0, len(der))
         if end != len(der):
             raise _Unusual
-        top = _children(der, start, end)
+        top = read_children(der, start, end)
         if [tag for tag, *_ in top] != [_SEQUENCE, _SEQUENCE, _BIT_STRING]:
             raise _Unusual
         (_, _, tbs_start, tbs_end), sigalg, signature = top
-        parts = _children(der, tbs_start, tbs_end)
+        parts = read_children(der, tbs_start, tbs_end)
         if [tag for tag, *_ in parts] != _TBS_TAGS or der[parts[0][1]:parts[0][3]] != _V3:
             raise _Unusual
 
@@ -178,7 +149,7 @@ class CertificateLoader:
         return (subject, (("rdnSequence", rdns),))
 
     def _extensions(self, der: bytes, part: tuple[int, int, int, int]) -> Shape:
-        (tag, _, start, end), *rest = _children(der, part[2], part[3]) or [(None, 0, 0, 0)]
+        (tag, _, start, end), *rest = read_children(der, part[2], part[3]) or [(None, 0, 0, 0)]
         if tag != _SEQUENCE or rest:
             raise _Unusual
         return self._sequence_of(der, start, end, self._extensions_spec, "extension", _SEQUENCE)
@@ -186,7 +157,7 @@ class CertificateLoader:
     def _sequence_of(self, der: bytes, start: int, end: int, spec: Any, kind: str, element_tag: int) -> Shape:
         """A SEQUENCE OF or SET OF value of remembered elements (at least one, all with one tag)."""
         elements = []
-        for tag, first, _, stop in _children(der, start, end):
+        for tag, first, _, stop in read_children(der, start, end):
             if tag != element_tag:
                 raise _Unusual
             elements.append(self._piece(kind, der[first:stop]))

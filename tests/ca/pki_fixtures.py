@@ -215,7 +215,9 @@ class WrappedRSAKey(rsa.RSAPrivateKey):
 
     def sign(self, data, padding, algorithm):
         self.signatures += 1
-        return self._key.sign(data + b"\x00" if self._tamper else data, padding, algorithm)
+        if self._tamper:  # one bit flipped: a digest keeps its length
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        return self._key.sign(data, padding, algorithm)
 
     @property
     def key_size(self) -> int:
