@@ -51,16 +51,23 @@ def load_authority(session: Session, slug: str) -> AuthorityRef:
 
 
 _frozen = False
+YOUNG_COLLECTION_THRESHOLD = 5000  # Python's default is 700
 
 
 def _freeze_long_lived() -> None:
     """Once per process, after the first issuer is built: the linter's ~200k objects and the
     modules loaded so far live as long as the process, so keep them out of every later full
-    collection (~0.2 ms per certificate issued). What else is alive then stays for good too."""
+    collection (~0.2 ms per certificate issued). What else is alive then stays for good too.
+
+    Young collections are made rarer too: one certificate's lint allocates and frees a few
+    thousand container objects, and with the default threshold a collection ran at about every
+    certificate, scanning objects about to be freed anyway; measured, 0.7 ms per certificate
+    (collections and what they evict from the CPU caches) on a 10 ms issuance."""
     global _frozen
     if not _frozen:
         _frozen = True
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 class CertificationAuthority:

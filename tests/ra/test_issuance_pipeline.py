@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -139,3 +140,18 @@ def test_status_is_told_by_dates(pki: Instance) -> None:
     cert = issue(pki)
     assert cert.status(utcnow()) == "valid"
     assert cert.status(cert.not_after + timedelta(seconds=1)) == "expired"
+
+
+def test_an_issuing_process_freezes_its_long_lived_objects_once_and_collects_young_ones_less_often() -> None:
+    script = (
+        "import gc\n"
+        "from ra.authority import YOUNG_COLLECTION_THRESHOLD, _freeze_long_lived\n"
+        "assert gc.get_freeze_count() == 0 and gc.get_threshold()[0] == 700\n"
+        "_freeze_long_lived()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "[object() for _ in range(10)]; keep = [[] for _ in range(100)]\n"
+        "_freeze_long_lived()\n"
+        "assert gc.get_freeze_count() == frozen > 1000, (frozen, gc.get_freeze_count())\n"
+        "assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, 10, 10) and YOUNG_COLLECTION_THRESHOLD > 700\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[2])
