@@ -23,6 +23,7 @@ from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG, ROOT_SLUG
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.fieldcrypt import FieldCipher
+from ra.labels import STATE_LABELS, label
 from ra.models import (
     Certificate, DeliverySession, IdentityCheck, Order, OrderState, StaffAccount, TokenChoice,
     TokenState, UsbToken,
@@ -30,7 +31,7 @@ from ra.models import (
 from ra.permissions import Action, require, require_entity, visible_entity_ids
 from ra.services.accounts import HASHER
 from ra.services.issuance import IssueCommand, issue_certificate
-from ra.services.orders import ORDER_ROWS, reused_token
+from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action, reused_token
 from ra.services.revocation import revoke_certificate
 from ra.services.tokens import record_token_event, token_certificates
 
@@ -114,7 +115,8 @@ def register_token(
     """Record the token about to be enrolled; a new token's SO PIN is escrowed, encrypted."""
     order = enrolment_order(session, actor, order_id, today)
     if order.state != OrderState.IDENTITY_VERIFIED:
-        raise IllegalTransition(f"La commande est à l'état « {order.state} » : le support ne peut plus changer.")
+        raise IllegalTransition(f"La commande {order.reference} est à l'état « {label(STATE_LABELS, order.state)} » : "
+                                "le support ne peut plus changer.")
     serial = serial.strip()
     if not 0 < len(serial) <= 64:
         raise InvalidInput("Numéro de série du support invalide.")
@@ -187,8 +189,7 @@ def submit_csr(
             if existing is not None and existing.public_key_der == spki:
                 return existing  # a retry after a lost answer: the same certificate, never two
             raise IllegalTransition("Un certificat a déjà été émis pour cette commande avec une autre clé.")
-        if order.state != OrderState.IDENTITY_VERIFIED:
-            raise IllegalTransition(f"La commande est à l'état « {order.state} » : émission impossible.")
+        check_action(order, OrderAction.ISSUE)
         if order.token_id is None:
             raise IllegalTransition("Enregistrez d'abord le support de la commande.")
         holder, entity = order.holder, order.entity
@@ -227,8 +228,9 @@ def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, to
                      today: date) -> Delivery:
     """The certificate is on the token: the order is delivered, the token active, a code drawn."""
     order = enrolment_order(session, actor, order_id, today)
-    if order.state != OrderState.ISSUED or order.certificate_id is None:
-        raise IllegalTransition(f"La commande est à l'état « {order.state} » : remise impossible.")
+    check_action(order, OrderAction.DELIVER)
+    if order.certificate_id is None:  # issued orders always have one (issuance sets both at once)
+        raise IllegalTransition(f"La commande {order.reference} n'a pas de certificat : remise impossible.")
     token = session.get(UsbToken, order.token_id) if order.token_id else None
     if token is None or token.serial != token_serial:
         raise InvalidInput("Le support présenté n'est pas celui sur lequel le certificat a été émis.")
@@ -236,7 +238,7 @@ def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, to
     assert cert is not None
     code = new_revocation_code()
     cert.revocation_code_hash = hash_revocation_code(code)
-    order.state = OrderState.DELIVERED
+    advance(order, OrderAction.DELIVER)
     record_token_event(session, token, TokenState.ACTIVE, actor=actor.email,
                        note=f"certificat {cert.serial} remis")
     audit.record(session, actor=actor.email, action="order.deliver", object_type="order",

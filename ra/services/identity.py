@@ -23,9 +23,9 @@ from ra import audit
 from ra.errors import IllegalTransition, InvalidInput
 from ra.fieldcrypt import FieldCipher
 from ra.models import Certificate, DeliverySession, IdDocumentType, IdentityCheck, Order, StaffAccount
+from ra.services.orders import OrderAction, advance, check_action
 from ra.services.sessions import (
-    check_transition, managed_session, normalise_name, refuse_operator_as_holder, session_order, session_orders,
-    transition,
+    managed_session, normalise_name, refuse_operator_as_holder, session_order, session_orders,
 )
 
 ID_NUMBER_PURPOSE = "id-document-number"
@@ -54,7 +54,7 @@ def record_identity_check(
         raise IllegalTransition(f"Le face-à-face ne s'enregistre que le jour de la session "
                                 f"({delivery.session_date:%d/%m/%Y}).")
     order = session_order(session, actor, delivery, order_id)
-    check_transition(order, "verify_identity")
+    check_action(order, OrderAction.VERIFY_IDENTITY)
     refuse_operator_as_holder(actor, order)
     document_type, number, expiry, country = checked_evidence(evidence, delivery.session_date)
     check = IdentityCheck(
@@ -63,7 +63,7 @@ def record_identity_check(
         issuing_country=country, names_match=True,
     )
     session.add(check)
-    transition(order, "verify_identity")
+    advance(order, OrderAction.VERIFY_IDENTITY)
     order.absent = False
     session.flush()
     audit.record(session, actor=actor.email, action="identity.check", object_type="order",

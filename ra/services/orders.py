@@ -66,6 +66,14 @@ ACTION_LABELS = {
     A.VERIFY_IDENTITY: "vérifier l'identité",
     A.ISSUE: "émettre le certificat", A.DELIVER: "remettre le certificat", A.CANCEL: "annuler",
 }
+# Said after the refusal when the action's name alone would not tell the operator why.
+REFUSALS = {
+    A.SCHEDULE: "seule une commande approuvée peut être ajoutée à une session de remise",
+    A.UNSCHEDULE: "seule une commande planifiée dont le face-à-face n'a pas eu lieu peut être retirée de la session",
+    A.VERIFY_IDENTITY: "le face-à-face ne s'enregistre que pour une commande planifiée",
+    A.ISSUE: "émission impossible",
+    A.DELIVER: "remise impossible",
+}
 DOSSIER_OPEN = frozenset({S.DRAFT, S.DOSSIER_COMPLETE})  # pieces may be uploaded and reviewed
 ENDED = frozenset({S.DELIVERED, S.CANCELLED})
 REUSABLE_TOKEN_STATES = (TokenState.ACTIVE, TokenState.INITIALISED)
@@ -75,24 +83,36 @@ def can(state: OrderState | str, action: OrderAction) -> bool:
     return action in TRANSITIONS[OrderState(state)]
 
 
-def next_state(state: OrderState | str, action: OrderAction) -> OrderState:
+def next_state(state: OrderState | str, action: OrderAction, *, reference: str | None = None) -> OrderState:
     """The state ``action`` leads to from ``state``; ``IllegalTransition`` names both otherwise."""
     current = OrderState(state)
     target = TRANSITIONS[current].get(action)
     if target is None:
-        raise IllegalTransition(f"Une commande à l'état « {label(STATE_LABELS, current)} » ne permet pas "
-                                f"l'action « {ACTION_LABELS[action]} ».")
+        which = f"La commande {reference}, à l'état « {label(STATE_LABELS, current)} »," if reference else \
+            f"Une commande à l'état « {label(STATE_LABELS, current)} »"
+        why = f" : {REFUSALS[action]}" if action in REFUSALS else ""
+        raise IllegalTransition(f"{which} ne permet pas l'action « {ACTION_LABELS[action]} »{why}.")
     return target
+
+
+def check_action(order: Order, action: OrderAction) -> OrderState:
+    """The state ``action`` would take ``order`` to; ``IllegalTransition`` naming the order otherwise."""
+    return next_state(order.state, action, reference=order.reference)
+
+
+def advance(order: Order, action: OrderAction) -> None:
+    """Move ``order`` along the table (checked); the caller records the audit event."""
+    order.state = check_action(order, action)
 
 
 def apply_transition(session: Session, order: Order, action: OrderAction, *, actor: str,
                      details: dict[str, object] | None = None) -> OrderState:
     """Move the order along the table and record ``order.<action>`` in the same transaction."""
     before = OrderState(order.state)
-    order.state = next_state(before, action)
+    advance(order, action)
     session.flush()
-    audit.record(session, actor=actor, action=f"order.{action}", object_type="order", object_id=order.id,
-                 details={"reference": order.reference, "from": str(before), "to": str(order.state),
+    audit.record(session, actor=actor, action=f"order.{action}", object_type="order", object_id=order.reference,
+                 details={"order_id": order.id, "from": str(before), "to": str(order.state),
                           **(details or {})})
     return OrderState(order.state)
 
@@ -310,8 +330,8 @@ def create_order(session: Session, actor: StaffAccount, new: NewOrder, *, today:
     session.flush()
     order.reference = f"C-{today.year}-{order.id:06d}"
     session.flush()
-    audit.record(session, actor=actor.email, action="order.create", object_type="order", object_id=order.id,
-                 details={"reference": order.reference, "entity_id": checked.entity.id, "holder_id": holder.id,
+    audit.record(session, actor=actor.email, action="order.create", object_type="order", object_id=order.reference,
+                 details={"order_id": order.id, "entity_id": checked.entity.id, "holder_id": holder.id,
                           "holder_reused": checked.holder is not None, "profile": checked.profile,
                           "token_choice": str(checked.token_choice),
                           "reused_token": checked.token.serial if checked.token else None})
@@ -323,7 +343,7 @@ def create_order(session: Session, actor: StaffAccount, new: NewOrder, *, today:
 def approve_order(session: Session, actor: StaffAccount, order_id: int) -> Order:
     """A CA operator approves a complete dossier whose every piece was accepted."""
     order = order_for(session, actor, order_id, Action.APPROVE_DESIGNATIONS)
-    next_state(order.state, A.APPROVE)
+    check_action(order, A.APPROVE)
     waiting = not_accepted(order)
     if waiting:
         raise IllegalTransition("Chaque pièce doit être acceptée avant l'approbation ; restent à examiner : "
@@ -335,7 +355,7 @@ def approve_order(session: Session, actor: StaffAccount, order_id: int) -> Order
 def cancel_order(session: Session, actor: StaffAccount, order_id: int, reason: str | None) -> Order:
     """Cancel an order before its certificate is issued; the reason is kept."""
     order = order_for(session, actor, order_id, Action.EDIT_ORDERS)
-    next_state(order.state, A.CANCEL)
+    check_action(order, A.CANCEL)
     order.cancelled_reason = required_reason(reason, what="Le motif de l'annulation")
     apply_transition(session, order, A.CANCEL, actor=actor.email, details={"reason": order.cancelled_reason})
     return order

@@ -24,37 +24,11 @@ from ra.models import DeliverySession, Entity, Holder, Order, OrderState, Sessio
 from ra.permissions import (
     Action, require, require_entity, scope_condition, visible_entities, visible_entity_ids,
 )
-from ra.services.orders import ORDER_ROWS
+from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action
 
 MAX_DAYS_AHEAD = 366
 MAX_ID = 2**31 - 1  # ids from URLs and forms beyond the column's range name nothing
 FACE_TO_FACE_DONE = (OrderState.IDENTITY_VERIFIED, OrderState.ISSUED, OrderState.DELIVERED)
-
-# name → (from, to, why the order cannot take it)
-TRANSITIONS: dict[str, tuple[OrderState, OrderState, str]] = {
-    "schedule": (OrderState.APPROVED, OrderState.SCHEDULED,
-                 "seule une commande approuvée peut être ajoutée à une session de remise"),
-    "unschedule": (OrderState.SCHEDULED, OrderState.APPROVED,
-                   "seule une commande planifiée dont le face-à-face n'a pas eu lieu peut être retirée "
-                   "de la session"),
-    "verify_identity": (OrderState.SCHEDULED, OrderState.IDENTITY_VERIFIED,
-                        "le face-à-face ne s'enregistre que pour une commande planifiée"),
-}
-
-
-def check_transition(order: Order, name: str) -> None:
-    """Raise IllegalTransition, naming the order's state, unless it can take the named transition."""
-    source, _target, why = TRANSITIONS[name]
-    if order.state != source:
-        raise IllegalTransition(
-            f"La commande {order.reference} est à l'état « {label(STATE_LABELS, order.state)} » : {why}.")
-
-
-def transition(order: Order, name: str) -> None:
-    """Move ``order`` along the named transition (checked)."""
-    check_transition(order, name)
-    order.state = TRANSITIONS[name][1]
-
 
 def normalise_name(text: str) -> str:
     """Compare names loosely: no accents, no case, no punctuation, single spaces."""
@@ -317,11 +291,11 @@ def add_orders(
     orders = []
     for order_id in ids:
         order = _order_for(session, actor, order_id)
-        check_transition(order, "schedule")
+        check_action(order, OrderAction.SCHEDULE)
         if order.ordered_on > delivery.session_date:
             raise InvalidInput(f"La commande {order.reference} a été passée après la date de la session.")
         refuse_operator_as_holder(actor, order)
-        transition(order, "schedule")
+        advance(order, OrderAction.SCHEDULE)
         order.delivery_session_id, order.absent = delivery.id, False
         audit.record(session, actor=actor.email, action="order.schedule", object_type="order",
                      object_id=order.reference, details={"session_id": delivery.id,
@@ -339,7 +313,7 @@ def remove_order(session: Session, actor: StaffAccount, session_id: int, order_i
 
 
 def _unschedule(session: Session, actor: StaffAccount, order: Order, delivery: DeliverySession, why: str) -> None:
-    transition(order, "unschedule")
+    advance(order, OrderAction.UNSCHEDULE)
     was_absent = order.absent
     order.delivery_session_id, order.absent = None, False
     audit.record(session, actor=actor.email, action="order.unschedule", object_type="order",

@@ -143,7 +143,7 @@ def test_a_rejected_piece_reopens_the_dossier_until_it_is_replaced(pki: Instance
     with pytest.raises(IllegalTransition):
         review_document(db_session, scene.operator, order.id, holder_id.id, accept=True)
     actions = list(db_session.scalars(select(AuditEvent.action).where(
-        AuditEvent.object_type == "order", AuditEvent.object_id == str(order.id)).order_by(AuditEvent.seq)))
+        AuditEvent.object_type == "order", AuditEvent.object_id == order.reference).order_by(AuditEvent.seq)))
     assert actions == ["order.create", "order.complete_dossier", "order.reopen_dossier", "order.complete_dossier"]
 
 

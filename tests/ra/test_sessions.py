@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from ra.services.orders import REFUSALS, OrderAction
 from ra.fieldcrypt import FieldCipher
 from ra.labels import STATE_LABELS
 from ra.models import AuditEvent, OrderState, Role, SessionStatus
@@ -168,8 +169,10 @@ def test_only_approved_orders_can_be_scheduled(db_session: Session, cipher: Fiel
     delivery = make_delivery(db_session, w.mc.account, day=TODAY + timedelta(days=1))
     order = make_order(db_session, w.commune, w.mc.account, state=state)
     db_session.commit()
-    with pytest.raises(IllegalTransition, match=f"« {STATE_LABELS[state]} »"):
+    with pytest.raises(IllegalTransition) as refused:
         service.add_orders(db_session, w.mc.account, delivery.id, [order.id])
+    for said in (order.reference, f"« {STATE_LABELS[state]} »", REFUSALS[OrderAction.SCHEDULE]):
+        assert said in str(refused.value)
     db_session.rollback()
     assert db_session.get_one(type(order), order.id).state == state
 
@@ -180,8 +183,10 @@ def test_only_scheduled_orders_can_be_removed(db_session: Session, cipher: Field
     delivery = make_delivery(db_session, w.mc.account, day=TODAY + timedelta(days=1))
     order = make_order(db_session, w.commune, w.mc.account, state=state, delivery=delivery)
     db_session.commit()
-    with pytest.raises(IllegalTransition, match=f"« {STATE_LABELS[state]} »"):
+    with pytest.raises(IllegalTransition) as refused:
         service.remove_order(db_session, w.mc.account, delivery.id, order.id)
+    for said in (order.reference, f"« {STATE_LABELS[state]} »", REFUSALS[OrderAction.UNSCHEDULE]):
+        assert said in str(refused.value)
     db_session.rollback()
 
 
