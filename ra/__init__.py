@@ -56,7 +56,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     login_manager.init_app(app)
     app.jinja_env.globals.update(
         current_locale=lambda: str(get_locale() or "fr"),
-        has_endpoint=lambda endpoint: endpoint in app.view_functions,
         role_label=lambda code: labels.label(labels.ROLE_LABELS, code),
         state_label=lambda code: labels.label(labels.STATE_LABELS, code),
         labels=labels,
