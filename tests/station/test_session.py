@@ -74,7 +74,7 @@ def test_a_whole_delivery_session(pki: Instance, db_session: Session, cipher: Fi
                    input=f"123456\n123456\n{HOLDER_PIN}\n{HOLDER_PIN}\n")
     assert done.exit_code == 0, done.output
     assert "suite" in done.output and HOLDER_PIN not in done.output
-    marie_code = delivered_once(pki, done.output, marie.id)
+    delivered_once(pki, done.output, marie.id)
     marie_cert = certificates_of(pki, marie.id)[0]
     marie_token = token_of(pki, marie_cert)
     with pki.factory() as session:
@@ -94,7 +94,7 @@ def test_a_whole_delivery_session(pki: Instance, db_session: Session, cipher: Fi
     assert ("private_key", old_id) in token_objects(yann_token, HOLDER_PIN)
     again = run_cli("enrol", yann.reference, "--token-serial", yann_token, "--key", "ec-p256",
                     "--receipt-dir", str(tmp_path / "pv"), *args,
-                    input=f"Gz8!yann\nGz8!yann\n")
+                    input="Gz8!yann\nGz8!yann\n")
     assert again.exit_code == 0, again.output
     delivered_once(pki, again.output, yann.id)
     objects = token_objects(yann_token, "Gz8!yann")
