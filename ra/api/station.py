@@ -84,16 +84,32 @@ def submit_csr(actor: StaffAccount, body: dict[str, Any], order_id: int) -> dict
             "not_before": cert.not_before.isoformat(), "not_after": cert.not_after.isoformat()}
 
 
+DELIVERY_REQUEST = {"type": "object", "required": ["token_serial"], "additionalProperties": False,
+                    "properties": {"token_serial": {"type": "string", "minLength": 1, "maxLength": 64}}}
+DELIVERY_ANSWER = {"type": "object", "properties": {
+    "revocation_code": {"type": "string", "description": "shown once; only its hash is kept"},
+    "receipt": {"type": "object"}}}
+
+
 @operation("/orders/{order_id}/delivery", "post", summary="Confirm the certificate is on the token",
-           tag="station", status=201, errors=(400, 403, 404, 409),
-           request_schema={"type": "object", "required": ["token_serial"], "additionalProperties": False,
-                           "properties": {"token_serial": {"type": "string", "minLength": 1, "maxLength": 64}}},
-           response={"type": "object", "properties": {
-               "revocation_code": {"type": "string", "description": "shown once; only its hash is kept"},
-               "receipt": {"type": "object"}}})
+           tag="station", status=201, errors=(400, 403, 404, 409), request_schema=DELIVERY_REQUEST,
+           response=DELIVERY_ANSWER)
 def confirm_delivery(actor: StaffAccount, body: dict[str, Any], order_id: int) -> dict[str, Any]:
-    delivery = enrolment.confirm_delivery(db(), actor, order_id, token_serial=body["token_serial"],
-                                          today=today())
+    return _delivery_answer(actor, enrolment.confirm_delivery(db(), actor, order_id,
+                                                              token_serial=body["token_serial"], today=today()))
+
+
+@operation("/orders/{order_id}/delivery/revocation-code", "post",
+           summary="A new revocation code for an order delivered today (the delivery's answer was lost)",
+           tag="station", status=201, errors=(400, 403, 404, 409), request_schema=DELIVERY_REQUEST,
+           response=DELIVERY_ANSWER)
+def redraw_revocation_code(actor: StaffAccount, body: dict[str, Any], order_id: int) -> dict[str, Any]:
+    return _delivery_answer(actor, enrolment.redraw_revocation_code(
+        db(), actor, order_id, token_serial=body["token_serial"], today=today()))
+
+
+def _delivery_answer(actor: StaffAccount, delivery: enrolment.Delivery) -> dict[str, Any]:
+    """The revocation code and what the procès-verbal states."""
     order, cert = delivery.order, delivery.certificate
     delivery_session = db().get(DeliverySession, order.delivery_session_id)
     receipt = {

@@ -224,23 +224,49 @@ class Delivery:
     revocation_code: str  # shown once to the holder; only its argon2 hash is stored
 
 
-def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, token_serial: str,
-                     today: date) -> Delivery:
-    """The certificate is on the token: the order is delivered, the token active, a code drawn."""
-    order = enrolment_order(session, actor, order_id, today)
-    check_action(order, OrderAction.DELIVER)
+def _delivered_pair(session: Session, order: Order, token_serial: str) -> tuple[Certificate, UsbToken]:
+    """The order's certificate and the token it was issued on, which must be the one presented."""
     if order.certificate_id is None:  # issued orders always have one (issuance sets both at once)
         raise IllegalTransition(f"La commande {order.reference} n'a pas de certificat : remise impossible.")
     token = session.get(UsbToken, order.token_id) if order.token_id else None
     if token is None or token.serial != token_serial:
         raise InvalidInput("Le support présenté n'est pas celui sur lequel le certificat a été émis.")
-    cert = session.get(Certificate, order.certificate_id)
-    assert cert is not None
+    return session.get_one(Certificate, order.certificate_id), token
+
+
+def confirm_delivery(session: Session, actor: StaffAccount, order_id: int, *, token_serial: str,
+                     today: date) -> Delivery:
+    """The certificate is on the token: the order is delivered, the token active, a code drawn."""
+    order = enrolment_order(session, actor, order_id, today)
+    check_action(order, OrderAction.DELIVER)
+    cert, token = _delivered_pair(session, order, token_serial)
     code = new_revocation_code()
     cert.revocation_code_hash = hash_revocation_code(code)
     advance(order, OrderAction.DELIVER)
     record_token_event(session, token, TokenState.ACTIVE, actor=actor.email,
                        note=f"certificat {cert.serial} remis")
     audit.record(session, actor=actor.email, action="order.deliver", object_type="order",
+                 object_id=order.reference, details={"certificate": cert.serial, "token_serial": token.serial})
+    return Delivery(order, cert, token, code)
+
+
+def redraw_revocation_code(session: Session, actor: StaffAccount, order_id: int, *, token_serial: str,
+                           today: date) -> Delivery:
+    """A new revocation code for an order this operator delivered today, the token still at hand.
+
+    The answer to the delivery (which carries the code) can be lost on the way back to the
+    station; the code was then seen by nobody. The station asks for another one: the first one
+    stops working, the holder receives this one with the procès-verbal.
+    """
+    order = enrolment_order(session, actor, order_id, today)
+    if order.state != OrderState.DELIVERED:
+        raise IllegalTransition(f"La commande {order.reference} est à l'état « {label(STATE_LABELS, order.state)} » : "
+                                "son code de révocation se donne à la remise.")
+    cert, token = _delivered_pair(session, order, token_serial)
+    if cert.revoked_at is not None:
+        raise IllegalTransition(f"Le certificat {cert.serial} est révoqué : pas de nouveau code.")
+    code = new_revocation_code()
+    cert.revocation_code_hash = hash_revocation_code(code)
+    audit.record(session, actor=actor.email, action="order.revocation_code_redraw", object_type="order",
                  object_id=order.reference, details={"certificate": cert.serial, "token_serial": token.serial})
     return Delivery(order, cert, token, code)

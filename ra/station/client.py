@@ -170,6 +170,13 @@ class StationClient:
         """Not repeated on its own: a second confirmation is refused and the code is drawn once."""
         return dict(self._request("POST", f"/orders/{order_id}/delivery", {"token_serial": token_serial}))
 
+    def redraw_revocation_code(self, order_id: int, token_serial: str) -> dict[str, Any]:
+        """After a lost delivery answer: a new code (the unseen one stops working), same receipt.
+
+        Repeated after a lost answer like the CSR: every try draws a code, the last one answered counts."""
+        return dict(self._with_retries("POST", f"/orders/{order_id}/delivery/revocation-code",
+                                  {"token_serial": token_serial}))
+
     def escrowed_so_pin(self, serial: str) -> str:
         return str(self._with_retries("GET", f"/tokens/{quote(serial, safe='')}/so-pin")["so_pin"])
 

@@ -278,13 +278,17 @@ def _confirm(station: Station, progress: Progress, token_serial: str) -> tuple[s
         if exc.uncertain:
             with suppress(StationError):
                 state = station.client.enrolment(progress.item.order_id).state
-        if state == "delivered":
+        if state != "delivered":
+            raise
+        station.reporter.note("Remise enregistrée mais réponse perdue : nouveau code de révocation demandé.")
+        try:  # nobody saw the code drawn at the delivery: another one replaces it
+            answer = station.client.redraw_revocation_code(progress.item.order_id, token_serial)
+        except StationError:
             raise EnrolmentFailed(
                 "La remise est enregistrée, mais la réponse du back-office (avec le code de révocation) a été "
                 "perdue.", step=5,
                 advice="Le certificat est valide et sur le support, mais le porteur n'a pas de code de révocation : "
                        "en cas de besoin, il demandera la révocation à son mandataire ou à l'AC.") from exc
-        raise
     now = dt.datetime.now(dt.timezone.utc)
     return answer["revocation_code"], DeliveryReceipt.from_server(answer["receipt"], delivered_at=now)
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from ca.crl import Reason
 from ra.config import ISSUING_SLUG
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.fieldcrypt import FieldCipher
@@ -25,6 +26,7 @@ from ra.models import (
 )
 from ra.services import enrolment
 from ra.services.crl import publish_crl
+from ra.services.revocation import revoke_certificate
 from ra.services.tokens import TRANSITIONS, change_token_state
 from tests.ra.enrolment_setup import (
     Ready, csr_pem, deliver, make_holder, make_order, make_session, new_serial, ready_order, record_check,
@@ -424,6 +426,60 @@ def test_delivery_activates_the_token_and_hands_the_code_once(pki: Instance, rea
         confirm(pki, ready, serial)  # a second confirmation draws no second code
     with pki.factory() as session:
         assert session.get(Certificate, cert.id).revocation_code_hash == stored.revocation_code_hash  # type: ignore[union-attr]
+
+
+def redraw(pki: Instance, ready: Ready, serial: str, *, actor_id: int | None = None) -> enrolment.Delivery:
+    with pki.factory() as session:
+        done = enrolment.redraw_revocation_code(session, account(session, actor_id or ready.operator.account.id),
+                                                ready.order.id, token_serial=serial, today=TODAY)
+        session.commit()
+        return done
+
+
+def stored_code_hash(pki: Instance, cert_id: int) -> str:
+    with pki.factory() as session:
+        return session.get_one(Certificate, cert_id).revocation_code_hash  # type: ignore[return-value]
+
+
+def test_a_lost_delivery_answer_gets_a_new_code_and_the_unseen_one_stops_working(
+        pki: Instance, ready: Ready, cipher: FieldCipher) -> None:
+    serial = new_serial()
+    register(pki, cipher, ready, serial=serial)
+    with pytest.raises(IllegalTransition, match="à la remise"):
+        redraw(pki, ready, serial)  # not delivered yet: the code comes with the delivery
+    cert = submit(pki, ready)
+    lost = confirm(pki, ready, serial).revocation_code
+    with pytest.raises(InvalidInput):
+        redraw(pki, ready, new_serial())  # the token must be the one at hand
+    again = redraw(pki, ready, serial)
+    assert again.revocation_code != lost and again.certificate.id == cert.id
+    stored = stored_code_hash(pki, cert.id)
+    assert PasswordHasher().verify(stored, enrolment.normalise_code(again.revocation_code))
+    with pytest.raises(VerificationError):
+        PasswordHasher().verify(stored, enrolment.normalise_code(lost))
+    with pki.factory() as session:
+        redraws = session.scalars(select(AuditEvent).where(AuditEvent.action == "order.revocation_code_redraw")
+                                  .where(AuditEvent.object_id == ready.order.reference)).all()
+    assert len(redraws) == 1 and audit_rows_mentioning(pki, enrolment.normalise_code(again.revocation_code)) == 0
+
+
+def test_only_the_sessions_operator_redraws_a_code_and_never_for_a_revoked_certificate(
+        pki: Instance, db_session: Session, ready: Ready, cipher: FieldCipher) -> None:
+    serial = new_serial()
+    register(pki, cipher, ready, serial=serial)
+    cert = submit(pki, ready)
+    confirm(pki, ready, serial)
+    before = stored_code_hash(pki, cert.id)
+    other = make_account(db_session, cipher, Role.OPERATOR)
+    db_session.commit()
+    with pytest.raises(Forbidden):
+        redraw(pki, ready, serial, actor_id=other.account.id)
+    with pki.factory() as session:
+        revoke_certificate(session, session.get_one(Certificate, cert.id), reason=Reason.superseded, actor="test")
+        session.commit()
+    with pytest.raises(IllegalTransition, match="révoqué"):
+        redraw(pki, ready, serial)
+    assert stored_code_hash(pki, cert.id) == before
 
 
 def test_delivery_before_issuance_is_refused(pki: Instance, ready: Ready, cipher: FieldCipher) -> None:

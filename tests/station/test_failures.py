@@ -18,6 +18,7 @@ import ctypes
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +32,7 @@ from ra.db import transaction
 from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
 from ra.models import DeliverySession, Entity, Order, OrderState, Role, TokenState, UsbToken
-from ra.services.enrolment import SO_PIN_PURPOSE
+from ra.services.enrolment import SO_PIN_PURPOSE, normalise_code
 from ra.station.enrolment import Progress, enrol
 from ra.station.errors import EnrolmentFailed, ServerRefusal
 from tests.conftest import PKCS11_MODULE, TestToken
@@ -171,6 +172,21 @@ def test_network_down_for_good_keeps_the_key_and_the_next_run_finishes(
 
     done = enrol(station(proxy.url, desk.api_token), order.reference, token_serial=serial, receipt_dir=tmp_path)
     assert done.resumed and [c.serial for c in certificates_of(pki, order.id)] == [issued[0].serial]
+
+
+def test_delivery_answer_lost_then_a_new_revocation_code_reaches_the_holder(
+        pki: Instance, db_session: Session, cipher: FieldCipher, proxy: CuttingProxy, tmp_path: Path) -> None:
+    desk, order = one_order(db_session, cipher)
+    proxy.cut_next.append("/delivery ")  # the confirmation, not the new code
+    done = enrol(station(proxy.url, desk.api_token), order.reference, blank=True, key_spec=EC,
+                 receipt_dir=tmp_path)
+    deliveries = [e for e in proxy.exchanges if "/delivery" in e.request_line]
+    assert [(e.request_line.split()[1].rsplit("/", 1)[-1], e.cut) for e in deliveries] == [
+        ("delivery", True), ("revocation-code", False)]
+    assert order_row(pki, order.id).state == OrderState.DELIVERED
+    [cert] = certificates_of(pki, order.id)
+    assert PasswordHasher().verify(cert.revocation_code_hash, normalise_code(done.revocation_code))
+    assert done.receipt_path is not None and done.receipt_path.exists()
 
 
 @pytest.mark.parametrize("change", ["order cancelled", "session given to another operator"])
