@@ -10,8 +10,7 @@ from ra.api import operation
 from ra.instance import current_instance
 from ra.db import utcnow
 from ra.models import DeliverySession, StaffAccount, TokenState, UsbToken
-from ra.permissions import Action, require, require_entity
-from ra.services import certificates, enrolment, tokens
+from ra.services import certificates, enrolment, token_queries, tokens
 from ra.web import cipher, db
 
 ORDER_ID = {"type": "integer"}
@@ -141,12 +140,7 @@ def _token_json(token: Any) -> dict[str, Any]:
 @operation("/tokens/{serial}", "get", summary="A token, its state and its certificates' status",
            tag="station", errors=(403, 404), response=TOKEN)
 def token_status(actor: StaffAccount, serial: str) -> dict[str, Any]:
-    token = tokens.find_token(db(), serial)
-    if token.entity_id is not None:
-        require_entity(db(), actor, token.entity_id, Action.VIEW_ORDERS)
-    else:
-        require(actor, Action.PROCESS_REVOCATIONS)
-    return _token_json(token)
+    return _token_json(token_queries.visible_token(db(), actor, serial))  # the token screen's rule
 
 
 @operation("/tokens/{serial}/state", "post", summary="Record a token event (blocked, active, lost, retired)",

@@ -295,6 +295,19 @@ def test_so_pin_endpoint_is_scoped_and_audited(station: Station, pki: Instance, 
     assert [r.actor for r in reads] == [station.ready.operator.email] and leaks == 0
 
 
+def test_token_status_follows_the_token_screens_rule(station: Station, db_session: Session,
+                                                   cipher: FieldCipher) -> None:
+    assert station.register().status_code == 201
+    path = f"/api/v1/tokens/{station.serial}"
+    outsider = bearer_for(db_session, make_account(db_session, cipher, Role.MC, entity=make_entity(db_session)))
+    auditor = bearer_for(db_session, make_account(db_session, cipher, Role.AUDITOR))
+    db_session.commit()
+    assert station.client.get(path, headers=station.headers).get_json()["state"] == "initialised"
+    assert station.client.get(path, headers=auditor).status_code == 200  # auditors see every token
+    assert station.client.get(path, headers=outsider).status_code == 404  # out of scope: not found
+    assert station.client.get("/api/v1/tokens/unknown", headers=station.headers).status_code == 404
+
+
 def test_token_declared_lost_over_the_api_is_revoked_in_the_next_crl(station: Station, pki: Instance) -> None:
     station.register()
     serial = station.submit().get_json()["serial"]
