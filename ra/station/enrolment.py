@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -204,8 +204,11 @@ def prepare_token(station: Station, progress: Progress, token: Token) -> tuple[T
     return token, so_pin
 
 
-def set_holder_pin(station: Station, token: Token, so_pin: str, attempts: int = 3) -> str:
-    """Step 2: the PIN typed by the holder (policy checked) becomes the user PIN, set by the SO."""
+def set_holder_pin(station: Station, token: Token, so_pin: str, *, attempts: int = 3, what: str = "choix du code PIN",
+                   give_up: tuple[str, str] = ("Aucun code PIN acceptable n'a été choisi.",
+                                               "Relancez l'enrôlement.")) -> str:
+    """Step 2 (and unblocking): the PIN typed by the holder (policy checked) becomes the user PIN,
+    set by the SO; after ``attempts`` refused PINs, ``TokenProblem(*give_up)`` (message, advice)."""
     for _ in range(attempts):
         pin = station.ask_new_pin()
         reason = station.pin_policy.problem(pin)
@@ -213,15 +216,15 @@ def set_holder_pin(station: Station, token: Token, so_pin: str, attempts: int = 
             station.reporter.note(reason)
             continue
         try:
-            with tokens.token_errors(station.module, token.serial, "choix du code PIN"), \
-                    token.session(so_pin=so_pin) as session:
+            with tokens.token_errors(station.module, token.serial, what), token.session(so_pin=so_pin) as session:
                 session.init_user_pin(pin)
             return pin
         except TokenProblem as exc:
             if not isinstance(exc.__cause__, errors.PinPolicyError):
                 raise
             station.reporter.note("Le support refuse ce code PIN : choisissez-en un autre.")
-    raise TokenProblem("Aucun code PIN acceptable n'a été choisi.", advice="Relancez l'enrôlement.")
+    message, advice = give_up
+    raise TokenProblem(message, advice=advice)
 
 
 def signed_request(session: TokenSession, key_id: bytes, holder: str) -> str:
@@ -320,15 +323,15 @@ def resume(station: Station, item: WorkItem, *, token_serial: str | None, receip
     station.reporter.note(f"Reprise de l'enrôlement de {item.holder} : le certificat est déjà émis.")
     try:
         pin = station.ask_current_pin()
-        try:
-            with token.session(user_pin=pin):
-                pass
-        except (errors.PinIncorrect, errors.PinLocked) as exc:
-            raise EnrolmentFailed(f"Code PIN du porteur {'refusé' if isinstance(exc, errors.PinIncorrect) else 'bloqué'}"
-                                  " par le support : le certificat déjà émis n'est pas encore écrit.", step=3,
-                                  advice=f"Relancez {_rerun(progress)} et faites retaper le code PIN ; s'il est "
-                                         "bloqué, « guichet station unblock » d'abord.") from None
-        with token.session(user_pin=pin) as session:
+        with ExitStack() as opened:
+            try:  # one login: a wrong PIN is told apart from what goes wrong once logged in
+                session = opened.enter_context(token.session(user_pin=pin))
+            except (errors.PinIncorrect, errors.PinLocked) as exc:
+                raise EnrolmentFailed(
+                    f"Code PIN du porteur {'refusé' if isinstance(exc, errors.PinIncorrect) else 'bloqué'} par le "
+                    "support : le certificat déjà émis n'est pas encore écrit.", step=3,
+                    advice=f"Relancez {_rerun(progress)} et faites retaper le code PIN ; s'il est bloqué, "
+                           "« guichet station unblock » d'abord.") from None
             keys = tokens.private_key_ids(session.objects())
             if len(keys) != 1:
                 raise EnrolmentFailed(f"{len(keys)} clé(s) privée(s) sur le support au lieu de la seule clé du porteur.",

@@ -13,8 +13,8 @@ from typing import Any
 
 from ca.token import TokenObject
 from ra.station import tokens
-from ra.station.enrolment import Station
-from ra.station.errors import ServerRefusal, StationError, TokenProblem
+from ra.station.enrolment import Station, set_holder_pin
+from ra.station.errors import ServerRefusal, StationError
 
 
 def unblock(station: Station, token_serial: str) -> dict[str, Any]:
@@ -35,21 +35,10 @@ def unblock(station: Station, token_serial: str) -> dict[str, Any]:
     if recorded["state"] != "blocked":
         client.set_token_state(token.serial, "blocked", note="code PIN bloqué constaté à la station")
     station.reporter.step(1, "Le porteur choisit un nouveau code PIN (deux fois, masqué).")
-    for _ in range(3):
-        pin = station.ask_new_pin()
-        reason = station.pin_policy.problem(pin)
-        if reason is not None:
-            station.reporter.note(reason)
-            continue
-        with tokens.token_errors(module, token.serial, "déblocage du code PIN"):
-            with token.session(so_pin=so_pin) as session:
-                session.init_user_pin(pin)
-            with token.session(user_pin=pin):
-                pass  # the new PIN opens the token
-        break
-    else:
-        raise TokenProblem("Aucun code PIN acceptable n'a été choisi : le support reste bloqué.",
-                           advice="Relancez « guichet station unblock ».")
+    pin = set_holder_pin(station, token, so_pin, what="déblocage du code PIN", give_up=(
+        "Aucun code PIN acceptable n'a été choisi : le support reste bloqué.", "Relancez « guichet station unblock »."))
+    with tokens.token_errors(module, token.serial, "déblocage du code PIN"), token.session(user_pin=pin):
+        pass  # the new PIN opens the token
     station.reporter.step(2, "Code PIN débloqué ; le back-office enregistre le support actif.")
     return client.set_token_state(token.serial, "active", note="code PIN réinitialisé avec le PIN administrateur")
 

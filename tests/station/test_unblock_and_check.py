@@ -20,6 +20,8 @@ from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
 from ra.models import TokenEvent, TokenState, UsbToken
 from ra.station.enrolment import enrol
+from ra.station.errors import TokenProblem
+from ra.station.unblock import unblock
 from tests.conftest import PKCS11_MODULE, set_softhsm_token_flags
 from tests.station.desk import (
     HOLDER_PIN, NEW_PIN, add_order, cli_server_args, open_desk, run_cli, station, token_objects,
@@ -52,6 +54,11 @@ def test_a_blocked_pin_is_reset_by_the_operator_in_scope(pki: Instance, db_sessi
     outside = run_cli("unblock", "--token-serial", serial, *cli_server_args(server, elsewhere.api_token),
                       input=f"{NEW_PIN}\n{NEW_PIN}\n")
     assert outside.exit_code == 1 and "HTTP 404" in outside.output
+    assert Token.open(PKCS11_MODULE, serial=serial).user_pin_locked
+
+    with pytest.raises(TokenProblem, match="reste bloqué") as refused:  # three PINs the policy refuses
+        unblock(station(server, desk.api_token, pin="111111"), serial)
+    assert "guichet station unblock" in refused.value.advice
     assert Token.open(PKCS11_MODULE, serial=serial).user_pin_locked
 
     unblocked = run_cli("unblock", "--token-serial", serial, *cli_server_args(server, desk.api_token),
