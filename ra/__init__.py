@@ -13,6 +13,7 @@ from ra.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
+TRANSLATIONS = ROOT / "translations"
 LOCALES = ("fr", "en")
 
 csrf = CSRFProtect()
@@ -33,9 +34,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from ra.fieldcrypt import FieldCipher
     from ra.instance import Instance
     from ra.security import init_security
+    from ra.translations import compile_catalogues
     from ra.web import init_web
 
     instance = Instance.open(settings)
+    compile_catalogues(TRANSLATIONS)
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(
         SECRET_KEY=instance.settings.secret_key,
@@ -47,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=8 * 3600,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         BABEL_DEFAULT_LOCALE="fr",
-        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
     )
     app.extensions["guichet"] = instance
     app.extensions["guichet_cipher"] = FieldCipher(instance.settings.secret_key)

@@ -44,3 +44,24 @@ def test_every_screen_string_has_an_english_translation() -> None:
         if entry is None or not entry.string or not (entry.string if isinstance(entry.string, str) else entry.string[0]):
             missing.append(key)
     assert not missing, f"untranslated: {missing[:10]}"
+
+
+def test_catalogues_are_compiled_when_missing_or_older_than_their_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gettext
+    import os
+    import shutil
+
+    from ra import TRANSLATIONS
+    from ra.translations import compile_catalogues
+
+    messages = tmp_path / "en" / "LC_MESSAGES"
+    messages.mkdir(parents=True)
+    shutil.copy(TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po", messages / "messages.po")
+    mo = messages / "messages.mo"
+    assert compile_catalogues(tmp_path) == [mo]
+    english = gettext.GNUTranslations(mo.open("rb"))
+    assert english.gettext("Se connecter") == "Log in"
+    assert compile_catalogues(tmp_path) == []  # up to date: left alone
+    os.utime(messages / "messages.po", (mo.stat().st_mtime + 10,) * 2)
+    assert compile_catalogues(tmp_path) == [mo]  # the source changed
+    assert [p.name for p in messages.iterdir() if p.name.startswith(".")] == []  # no temporary file left
