@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -59,8 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     login_manager.init_app(app)
     app.jinja_env.globals.update(
         current_locale=lambda: str(get_locale() or "fr"),
-        role_label=lambda code: labels.label(labels.ROLE_LABELS, code),
-        state_label=lambda code: labels.label(labels.STATE_LABELS, code),
+        role_label=lambda code: gettext(labels.label(labels.ROLE_LABELS, code)),
+        state_label=lambda code: gettext(labels.label(labels.STATE_LABELS, code)),
         labels=labels,
     )
     if instance.settings.proxies:  # client address and scheme as the load balancer saw them

@@ -14,7 +14,7 @@ from ra.blueprints.common import (
 )
 from ra.errors import IllegalTransition, InvalidInput
 from ra.instance import current_instance
-from ra.labels import ENTITY_KIND_LABELS
+from ra.labels import ENTITY_KIND_LABELS, N_
 from ra.models import ConventionStatus, Entity, EntityStatus
 from ra.pagination import paginate
 from ra.permissions import Action, in_scope, require
@@ -53,9 +53,9 @@ def index():  # type: ignore[no-untyped-def]
     args = request.args
     stmt = service.entity_list_query(actor(), kind=args.get("type"), departement=args.get("departement"),
                                      text=args.get("q"))
-    filters = [("q", "Nom ou SIREN", None, args.get("q")),
-               ("type", "Type", list(ENTITY_KIND_LABELS.items()), args.get("type")),
-               ("departement", "Département", None, args.get("departement"))]
+    filters = [("q", N_("Nom ou SIREN"), None, args.get("q")),
+               ("type", N_("Type"), list(ENTITY_KIND_LABELS.items()), args.get("type")),
+               ("departement", N_("Département"), None, args.get("departement"))]
     return render_template("entities/index.html", page=paginate(db(), stmt), filters=filters,
                            can_manage=may(Action.MANAGE_ACCOUNTS))
 

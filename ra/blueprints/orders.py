@@ -18,7 +18,7 @@ from ra.blueprints.common import (
 )
 from ra.errors import IllegalTransition, InvalidInput
 from ra.instance import current_instance
-from ra.labels import PROFILE_LABELS, STATE_LABELS
+from ra.labels import N_, PROFILE_LABELS, STATE_LABELS
 from ra.models import DocumentKind, Order, OrderState
 from ra.pagination import paginate
 from ra.permissions import Action, require
@@ -66,9 +66,9 @@ def index():  # type: ignore[no-untyped-def]
                                     text=args.get("q"))
     states = [(str(s), STATE_LABELS[str(s)]) for s in OrderState]
     entities = [(str(i), name) for i, name in entity_choices(db(), actor())]
-    filters = [("q", "Porteur ou référence", None, args.get("q")),
-               ("etat", "État", states, args.get("etat")),
-               ("entite", "Entité", entities, args.get("entite"))]
+    filters = [("q", N_("Porteur ou référence"), None, args.get("q")),
+               ("etat", N_("État"), states, args.get("etat")),
+               ("entite", N_("Entité"), entities, args.get("entite"))]
     return render_template("orders/index.html", page=paginate(db(), stmt), filters=filters,
                            can_create=may(Action.EDIT_ORDERS))
 

@@ -15,7 +15,7 @@ from ra.blueprints.account import commit_upload
 from ra.blueprints.common import attachment, choices
 from ra.errors import Forbidden, NotFound, RAError
 from ra.instance import current_instance
-from ra.labels import ROLE_LABELS
+from ra.labels import N_, ROLE_LABELS
 from ra.models import DesignationStatus, EntityKind, Role, StaffAccount
 from ra.pagination import paginate
 from ra.permissions import Action, require
@@ -25,8 +25,9 @@ from ra.web import actor, db
 bp = Blueprint("staff", __name__, url_prefix="/comptes")
 
 _REQUIRED = DataRequired(message="Ce champ est obligatoire.")
-DESIGNATION_FILTER = [(DesignationStatus.NONE.value, "Aucune"), (DesignationStatus.PENDING.value, "En attente"),
-                      (DesignationStatus.APPROVED.value, "Approuvée"), (DesignationStatus.REJECTED.value, "Refusée")]
+DESIGNATION_FILTER = [(DesignationStatus.NONE.value, N_("Aucune")), (DesignationStatus.PENDING.value, N_("En attente")),
+                      (DesignationStatus.APPROVED.value, N_("Approuvée")),
+                      (DesignationStatus.REJECTED.value, N_("Refusée"))]
 
 
 def _optional_id(value: Any) -> int | None:
@@ -73,10 +74,10 @@ def index():  # type: ignore[no-untyped-def]
                                    text=args.get("q", ""), active=args.get("active", ""))
     page = paginate(db(), service.staff_query(actor(), filters))
     bar = [
-        ("q", "Nom ou adresse", None, filters.text),
-        ("role", "Rôle", list(ROLE_LABELS.items()), filters.role),
-        ("designation", "Désignation", DESIGNATION_FILTER, filters.designation),
-        ("active", "État", [("1", "Actif"), ("0", "Désactivé")], filters.active),
+        ("q", N_("Nom ou adresse"), None, filters.text),
+        ("role", N_("Rôle"), list(ROLE_LABELS.items()), filters.role),
+        ("designation", N_("Désignation"), DESIGNATION_FILTER, filters.designation),
+        ("active", N_("État"), [("1", N_("Actif")), ("0", N_("Désactivé"))], filters.active),
     ]
     return render_template("staff/index.html", page=page, bar=bar)
 
