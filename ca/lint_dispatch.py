@@ -6,7 +6,8 @@ only match one path or one ASN.1 class, and a node's path and class do not chang
 certificate to the next, so :class:`DispatchingRunner` keeps, per container and per
 ``(path, class)``, the validators whose static filters (``path``, ``path_re``, ``pdu_class``)
 admit the node, and asks only those for the full ``match`` (predicates and overridden
-``match`` methods still run on every node they could concern). The order in which validators
+``match`` methods still run on every node they could concern; a validator with static filters
+only is not asked again). The order in which validators
 run, the results and their order are pkilint's own; a test compares them on good and bad
 certificates.
 
@@ -16,7 +17,8 @@ This relies on pkilint's convention that an overridden ``match`` first calls
 The runner also remembers what pkilint's value decoders decoded: the issuer's name, the
 CA-wide extensions and most of an entity's subject are the same bytes in every certificate,
 and decoding them again was about a sixth of the lint. Decoded ASN.1 values are only read by the
-validators; each document still gets its own nodes.
+validators; each document still gets its own nodes, grown from the remembered value's shape
+(:mod:`ca.lint_document`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ def _static_match(visitor: NodeVisitor, node: PDUNode) -> bool:
     return True
 
 
+def _static_only(visitor: NodeVisitor) -> bool:
+    """Whether ``match`` is decided by the static filters alone (no predicate, no override)."""
+    return (type(visitor).match is NodeVisitor.match and visitor._predicate is None
+            and visitor._pdu_supertype is None)
+
+
 def _is_plain_container(validator: Validator) -> bool:
     return (isinstance(validator, ValidatorContainer)
             and type(validator).validate is ValidatorContainer.validate
@@ -89,13 +97,14 @@ class _Table:
     def __init__(self, container: ValidatorContainer, nested: dict[int, "_Table"]) -> None:
         self.container = container
         self.nested = nested
-        self.entries: dict[tuple[str, type], tuple[tuple[Validator, _Table | None], ...]] = {}
+        # (validator, its table if it is a plain container, whether match() must still be asked)
+        self.entries: dict[tuple[str, type], tuple[tuple[Validator, _Table | None, bool], ...]] = {}
 
-    def fill(self, node: PDUNode) -> tuple[tuple[Validator, "_Table | None"], ...]:
+    def fill(self, node: PDUNode) -> tuple[tuple[Validator, "_Table | None", bool], ...]:
         if len(self.entries) >= MAX_ENTRIES:
             self.entries.clear()
         found = self.entries[(node.path, type(node.pdu))] = tuple(
-            (v, self.nested.get(id(v))) for v in self.container.validators
+            (v, self.nested.get(id(v)), not _static_only(v)) for v in self.container.validators
             if v._pdu_supertype is not None or _static_match(v, node)  # supertype: per instance
         )
         return found
@@ -135,13 +144,14 @@ class DispatchingRunner:
         """
         entries = table.entries
         stack = [root]
+        pop, push = stack.pop, stack.extend
         while stack:
-            node = stack.pop()
+            node = pop()
             candidates = entries.get((node.path, type(node.pdu)))
             if candidates is None:
                 candidates = table.fill(node)
-            for validator, nested in candidates:
-                if not validator.match(node):
+            for validator, nested, ask in candidates:
+                if ask and not validator.match(node):
                     continue
                 if nested is not None:
                     results.extend(self._validate_container(nested, node))
@@ -152,7 +162,7 @@ class DispatchingRunner:
                 else:
                     results.append(result)
             if node.children:
-                stack.extend(reversed(node.children.values()))
+                push(reversed(node.children.values()))
 
     def _validate_container(self, table: _Table, node: PDUNode) -> list[ValidationResult]:
         """``container.validate_wrapper(node)`` for a nested container, findings included."""
