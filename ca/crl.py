@@ -11,6 +11,7 @@ Entry shape: ``(serial, revocation_date, reason_code_or_None, invalidity_date_or
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -189,6 +190,7 @@ class CRLSummary:
 
     entry_count: int
     size: int  # octets of DER
+    sha256: str  # hex digest of the DER, computed as it was written
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -310,8 +312,9 @@ def write_crl(
 ) -> CRLSummary:
     """Like :func:`build_crl`, but writes the DER to ``out`` without a second copy in memory."""
     pieces, count = _signed_pieces(params, entries, signer)
-    size = 0
+    size, digest = 0, hashlib.sha256()
     for piece in pieces:
         out.write(piece)
+        digest.update(piece)
         size += len(piece)
-    return CRLSummary(entry_count=count, size=size)
+    return CRLSummary(entry_count=count, size=size, sha256=digest.hexdigest())

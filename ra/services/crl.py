@@ -8,7 +8,6 @@ numbers only ever grow, even with several nodes publishing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,9 +45,7 @@ def revoked_entries(session: Session, authority_id: int, at: datetime) -> Iterat
 
 def crl_due(session: Session, slug: str, now: datetime, *, max_age: timedelta) -> str | None:
     """Why a new CRL should be published now (None if the last one is still current)."""
-    authority = session.scalar(select(Authority).where(Authority.slug == slug))
-    if authority is None:
-        raise NotFound(f"No certification authority {slug!r}: run `guichet init` first.")
+    authority = load_authority(session, slug)
     last = session.scalar(
         select(CRL).where(CRL.authority_id == authority.id).order_by(CRL.number.desc()).limit(1)
     )
@@ -91,17 +88,17 @@ def publish_crl(
     path = publication_dir / crl_filename(slug)
     with atomic_file(path) as out, read_session(factory) as session:  # one snapshot
         summary = write_crl(params, revoked_entries(session, ref.id, now), signer, out)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
 
     with transaction(factory) as session:
         crl = CRL(
             authority_id=ref.id, number=number, this_update=now, next_update=next_update,
-            entries=summary.entry_count, sha256=digest, size=summary.size,
+            entries=summary.entry_count, sha256=summary.sha256, size=summary.size,
         )
         session.add(crl)
         audit.record(
             session, actor=actor, action="crl.publish", object_type="crl", object_id=f"{slug}#{number}",
-            details={"entries": summary.entry_count, "sha256": digest, "next_update": next_update.isoformat()},
+            details={"entries": summary.entry_count, "sha256": summary.sha256,
+                     "next_update": next_update.isoformat()},
         )
         return crl
 

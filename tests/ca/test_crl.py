@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import datetime as dt
 import subprocess
 from dataclasses import dataclass
@@ -254,6 +255,7 @@ def test_write_crl_writes_what_build_crl_returns(tmp_path: Path) -> None:
         summary = write_crl(params_for(rsa_ca), varied_entries(), rsa_ca.signer, out)
     assert path.read_bytes() == build_crl(params_for(rsa_ca), varied_entries(), rsa_ca.signer)
     assert (summary.entry_count, summary.size) == (len(varied_entries()), path.stat().st_size)
+    assert summary.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --- times ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +54,8 @@ def test_crl_number_only_grows(pki: Instance) -> None:
     assert second.number == first.number + 1
     crl = x509.load_der_x509_crl(crl_file(pki).read_bytes())
     assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == second.number
+    assert (second.sha256, second.size) == (hashlib.sha256(crl_file(pki).read_bytes()).hexdigest(),
+                                            crl_file(pki).stat().st_size)
 
 
 def test_crl_verifies_and_reasons_read_back_by_openssl(pki: Instance, tmp_path: Path) -> None:
