@@ -8,6 +8,7 @@ placed on the same day, form one group whose size picks the per-certificate tier
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 import unicodedata
@@ -106,6 +107,24 @@ class PriceSchedule:
         return cls.from_mapping(data, source=source)
 
     @classmethod
+    def current(cls, path: Path | str | None = None) -> PriceSchedule:
+        """``load(path)``, read again only when the file changed (its modification time or size).
+
+        Every session page shows an invoice: the BPU is not parsed and checked on each request,
+        yet an edited BPU applies without a restart."""
+        key = None if path is None else str(path)
+        try:
+            stamp = None if path is None else (lambda s: (s.st_mtime_ns, s.st_size))(os.stat(path))
+        except OSError:
+            return cls.load(path)  # the error names the file
+        found = _CURRENT.get(key)
+        if found is not None and found[0] == stamp:
+            return found[1]
+        schedule = cls.load(path)
+        _CURRENT[key] = (stamp, schedule)
+        return schedule
+
+    @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<BPU>") -> PriceSchedule:
         """Build from parsed TOML; every error names the offending key."""
         reader = _Reader(source)
@@ -154,6 +173,8 @@ class PriceSchedule:
     def _fail(self, key: str, problem: str) -> NoReturn:
         raise BPUError(f"{self.source}: '{key}' {problem}.")
 
+
+_CURRENT: dict[str | None, tuple[tuple[int, int] | None, PriceSchedule]] = {}  # PriceSchedule.current
 
 def _check_tiers(schedule: PriceSchedule) -> None:
     """Tiers contiguous from 1, ascending, open-ended last, amounts never increasing."""

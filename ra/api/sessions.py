@@ -15,10 +15,9 @@ from ra.errors import InvalidInput
 from ra.instance import current_instance
 from ra.models import DeliverySession, IdDocumentType, IdentityCheck, Order, OrderState, SessionStatus, StaffAccount
 from ra.pagination import paginate
-from ra.pricing import BPUError, PriceSchedule
 from ra.services import identity
 from ra.services import sessions as service
-from ra.services.session_invoice import SessionInvoice, session_invoice
+from ra.services.session_invoice import SessionInvoice, invoice_or_problem
 from ra.web import cipher, db
 
 _DATE = {"type": "string", "format": "date"}
@@ -124,13 +123,8 @@ def invoice_json(invoice: SessionInvoice) -> dict[str, Any]:
 
 def session_detail_json(actor: StaffAccount, delivery: DeliverySession) -> dict[str, Any]:
     rows = identity.day_rows(db(), actor, delivery)
-    invoice, invoice_error = None, None
-    try:
-        schedule = PriceSchedule.load(current_instance().settings.bpu_path)
-        invoice = invoice_json(session_invoice(db(), actor, delivery.id, schedule))
-    except (BPUError, ValueError) as exc:
-        invoice_error = f"Les lignes de facturation ne peuvent pas être calculées : {exc}"
-    return {**session_json(delivery), "invoice": invoice, "invoice_error": invoice_error,
+    invoice, invoice_error = invoice_or_problem(db(), actor, delivery, current_instance().settings.bpu_path)
+    return {**session_json(delivery), "invoice": invoice and invoice_json(invoice), "invoice_error": invoice_error,
             "orders": [session_order_json(r.order, r.check, r.certificate_serial) for r in rows]}
 
 

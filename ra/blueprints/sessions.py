@@ -21,9 +21,9 @@ from ra.labels import STATE_LABELS
 from ra.models import DeliverySession, OrderState, SessionStatus
 from ra.pagination import paginate
 from ra.permissions import Action, allowed, officer_problem, require
-from ra.pricing import BPUError, PriceSchedule, format_euros
+from ra.pricing import format_euros
 from ra.services import identity, sessions as service
-from ra.services.session_invoice import session_invoice
+from ra.services.session_invoice import invoice_or_problem
 from ra.web import actor, cipher, db
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
@@ -117,12 +117,7 @@ def _form_failed(form: SessionForm, delivery: DeliverySession | None, exc: Excep
 def show(session_id: int):  # type: ignore[no-untyped-def]
     user = actor()
     delivery = service.get_session(db(), user, session_id)
-    invoice, invoice_error = None, None
-    try:
-        schedule = PriceSchedule.load(current_instance().settings.bpu_path)
-        invoice = session_invoice(db(), user, session_id, schedule)
-    except (BPUError, ValueError) as exc:
-        invoice_error = f"Les lignes de facturation ne peuvent pas être calculées : {exc}"
+    invoice, invoice_error = invoice_or_problem(db(), user, delivery, current_instance().settings.bpu_path)
     manage = service.can_manage(user, delivery)
     targets = service.other_planned_sessions(db(), user, delivery) if manage else []
     move_form = MoveForm(formdata=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from sqlalchemy import select
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from ra.models import DeliverySession, Entity, Order, StaffAccount
 from ra.permissions import visible_entity_ids
-from ra.pricing import DeliveredCertificate, InvoiceLine, InvoiceTotals, PriceSchedule, invoice_lines, invoice_totals
+from ra.pricing import (
+    BPUError, DeliveredCertificate, InvoiceLine, InvoiceTotals, PriceSchedule, invoice_lines, invoice_totals,
+)
 from ra.services.sessions import FACE_TO_FACE_DONE, get_session
 
 
@@ -64,7 +67,20 @@ def delivered_certificates(session: Session, delivery: DeliverySession) -> list[
 def session_invoice(session: Session, actor: StaffAccount, session_id: int,
                     schedule: PriceSchedule) -> SessionInvoice:
     """Invoice lines and totals per entity; an actor sees only the entities in its scope."""
-    delivery = get_session(session, actor, session_id)
+    return _invoice(session, actor, get_session(session, actor, session_id), schedule)
+
+
+def invoice_or_problem(session: Session, actor: StaffAccount, delivery: DeliverySession,
+                       bpu_path: Path | None) -> tuple[SessionInvoice | None, str | None]:
+    """The session's invoice (``delivery`` already read in the actor's scope), or why it cannot be priced."""
+    try:
+        return _invoice(session, actor, delivery, PriceSchedule.current(bpu_path)), None
+    except (BPUError, ValueError) as exc:
+        return None, f"Les lignes de facturation ne peuvent pas être calculées : {exc}"
+
+
+def _invoice(session: Session, actor: StaffAccount, delivery: DeliverySession,
+             schedule: PriceSchedule) -> SessionInvoice:
     deliveries = delivered_certificates(session, delivery)
     per_entity = invoice_lines(schedule, deliveries)  # groups over the whole session
     visible = set(session.scalars(visible_entity_ids(actor).where(Entity.id.in_(list(per_entity)))))

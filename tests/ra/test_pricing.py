@@ -433,3 +433,25 @@ def test_bpu_loaded_from_a_path_equals_the_default(tmp_path, bpu):
     path = tmp_path / "copy.toml"
     path.write_text(DEFAULT_TEXT, encoding="utf-8")
     assert PriceSchedule.load(path) == bpu
+
+
+def test_the_current_bpu_is_read_again_only_when_its_file_changes(tmp_path, bpu):
+    import os
+
+    path = tmp_path / "bpu.toml"
+    path.write_text(DEFAULT_TEXT, encoding="utf-8")
+    first = PriceSchedule.current(path)
+    assert first == bpu and PriceSchedule.current(path) is first  # unchanged: not parsed again
+    assert PriceSchedule.current() is PriceSchedule.current() and PriceSchedule.current() == bpu
+    changed = DEFAULT_TEXT.replace("vat_percent = 20", "vat_percent = 10")
+    assert changed != DEFAULT_TEXT
+    path.write_text(changed, encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    edited = PriceSchedule.current(path)
+    assert edited is not first and edited.vat_percent == 10
+    path.write_text("vat_percent = \n", encoding="utf-8")
+    with pytest.raises(BPUError, match="not valid TOML"):
+        PriceSchedule.current(path)
+    path.unlink()
+    with pytest.raises(BPUError, match="cannot be read"):
+        PriceSchedule.current(path)

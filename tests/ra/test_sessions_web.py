@@ -215,6 +215,24 @@ def test_session_page_shows_invoice_lines(browser: Browser, db_session: Session,
     assert "855,00\u00a0€" in page and "171,00\u00a0€" in page and "1\u202f026,00\u00a0€" in page
 
 
+def test_a_broken_bpu_leaves_the_session_page_up_and_says_why(browser: Browser, db_session: Session, world: World,
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    broken = tmp_path / "bpu.toml"
+    broken.write_text("vat_percent = \n", encoding="utf-8")
+    instance = browser.app.extensions["guichet"]
+    monkeypatch.setattr(instance, "settings", dataclasses.replace(instance.settings, bpu_path=broken))
+    delivery = make_delivery(db_session, world.mc.account)
+    make_order(db_session, world.commune, world.mc.account, state=OrderState.IDENTITY_VERIFIED, delivery=delivery)
+    db_session.commit()
+    _login(browser, world.mc)
+    response = browser.get(f"/sessions/{delivery.id}")
+    assert response.status_code == 200
+    page = _text(response)
+    assert "Les lignes de facturation ne peuvent pas être calculées" in page and "not valid TOML" in page
+
+
 def test_cancelling_through_the_page(browser: Browser, db_session: Session, world: World) -> None:
     delivery = make_delivery(db_session, world.mc.account, day=TODAY + timedelta(days=3))
     order = make_order(db_session, world.commune, world.mc.account, state=OrderState.SCHEDULED, delivery=delivery)
