@@ -27,6 +27,14 @@ def _select_locale() -> str:
     return session.get("lang") or request.accept_languages.best_match(LOCALES) or "fr"
 
 
+def _reason_label(code: int | None) -> str:
+    """A revocation reason as the screens show it (translated; empty without a reason)."""
+    from ra.services.revocation_requests import reason_label
+
+    text = reason_label(code)
+    return gettext(text) if text else ""  # gettext("") would be the catalogue's header
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     from ra import labels
     from ra.blueprints import register_blueprints
@@ -61,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         current_locale=lambda: str(get_locale() or "fr"),
         role_label=lambda code: gettext(labels.label(labels.ROLE_LABELS, code)),
         state_label=lambda code: gettext(labels.label(labels.STATE_LABELS, code)),
+        reason_label=_reason_label,
         labels=labels,
     )
     if instance.settings.proxies:  # client address and scheme as the load balancer saw them

@@ -59,7 +59,7 @@ def _render_show(serial: str, form: RevocationRequestForm, status: int = 200):  
         "certificates/show.html", cert=cert, order=order, entity=order.entity if order else None,
         status=cert.status(utcnow()), form=form, may_request=may_request(user),
         may_process=allowed(user, Action.PROCESS_REVOCATIONS), history=history,
-        names=requests_service.staff_names(db(), history), reason_label=requests_service.reason_label,
+        names=requests_service.staff_names(db(), history),
     ), status
 
 

@@ -47,7 +47,7 @@ def index():  # type: ignore[no-untyped-def]
     return render_template(
         "revocations/index.html", page=page, status=status, statuses=STATUS_OPTIONS,
         certs=service.certificates_of(db(), page.items), names=service.staff_names(db(), page.items),
-        notes=service.rejection_notes(db(), page.items), reason_label=service.reason_label,
+        notes=service.rejection_notes(db(), page.items),
         holder_label=holder_label,
         may_process=allowed(user, Action.PROCESS_REVOCATIONS), last_crl=service.last_crl(db()),
         publish_form=PublishForm(),

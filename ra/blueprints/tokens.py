@@ -18,9 +18,6 @@ from ra.web import actor, db
 bp = Blueprint("tokens", __name__, url_prefix="/supports")
 
 STATE_OPTIONS = [(str(s), STATE_LABELS[str(s)]) for s in TokenState]
-REASON_LABELS = {0: "non précisé", 1: "compromission de la clé", 2: "compromission de l'AC",
-                 3: "changement d'affiliation", 4: "remplacé", 5: "cessation d'activité",
-                 9: "retrait de privilège", 10: "compromission de l'AA"}
 DONE = {"blocked": "Le support est déclaré bloqué.", "retired": "Le support est retiré du service.",
         "lost": "Le support est déclaré perdu."}
 
@@ -52,7 +49,7 @@ def index():  # type: ignore[no-untyped-def]
 @login_required
 def show(serial: str):  # type: ignore[no-untyped-def]
     file = token_queries.token_file(db(), actor(), serial)
-    return render_template("tokens/show.html", file=file, form=TokenEventForm(), reasons=REASON_LABELS)
+    return render_template("tokens/show.html", file=file, form=TokenEventForm())
 
 
 @bp.post("/<serial>/evenement")

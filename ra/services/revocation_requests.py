@@ -21,6 +21,7 @@ from ra.authority import CertificationAuthority
 from ra.config import ISSUING_SLUG, Settings
 from ra.db import utcnow
 from ra.errors import IllegalTransition, InvalidInput, NotFound
+from ra.labels import N_
 from ra.models import (
     CRL, Authority, AuditEvent, Certificate, RevocationRequest, RevocationRequestStatus, StaffAccount,
 )
@@ -48,15 +49,15 @@ REASON_CHOICES: tuple[ReasonChoice, ...] = (
     ReasonChoice("privilegeWithdrawn", "privilegeWithdrawn", "Privilège retiré"),
 )
 CHOICES_BY_KEY = {c.key: c for c in REASON_CHOICES}
-REASON_LABELS: dict[int, str] = {
-    int(Reason.unspecified): "Non précisée",
-    int(Reason.key_compromise): "Compromission de la clé",
-    int(Reason.ca_compromise): "Compromission de l'AC",
-    int(Reason.affiliation_changed): "Changement d'affiliation",
-    int(Reason.superseded): "Remplacé",
-    int(Reason.cessation_of_operation): "Cessation d'activité",
-    int(Reason.privilege_withdrawn): "Privilège retiré",
-    int(Reason.aa_compromise): "Compromission de l'autorité d'attributs",
+REASON_LABELS: dict[int, str] = {  # marked for the catalogue: the screens translate them
+    int(Reason.unspecified): N_("Non précisée"),
+    int(Reason.key_compromise): N_("Compromission de la clé"),
+    int(Reason.ca_compromise): N_("Compromission de l'AC"),
+    int(Reason.affiliation_changed): N_("Changement d'affiliation"),
+    int(Reason.superseded): N_("Remplacé"),
+    int(Reason.cessation_of_operation): N_("Cessation d'activité"),
+    int(Reason.privilege_withdrawn): N_("Privilège retiré"),
+    int(Reason.aa_compromise): N_("Compromission de l'autorité d'attributs"),
 }
 
 

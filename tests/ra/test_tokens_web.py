@@ -188,7 +188,12 @@ def test_declaring_lost_from_the_screen_revokes_the_certificate(browser: Browser
     assert response.status_code == 302
     after = text_of(browser.get(url(token)))
     assert serial in after and "Certificats révoqués" in after and "etat-revoked" in after
-    assert "compromission de la clé" in after
+    assert "compromission de la clé" in after  # the flash message
+    row = after[after.index("etat-revoked"):]
+    assert "Compromission de la clé" in row[:row.index("</tr>")]  # the certificate's line
+    english = text_of(browser.get(url(token) + "?lang=en"))
+    row = english[english.index("etat-revoked"):]
+    assert "Key compromise" in row[:row.index("</tr>")] and ">Revoked<" in row
     with pki.factory() as session:
         cert = session.get(Certificate, delivered.certificate.id)
         assert cert is not None and cert.revoked_at is not None and cert.revocation_reason == 1
