@@ -59,27 +59,29 @@ def new_totp_secret(account: StaffAccount, cipher: FieldCipher) -> str:
     return secret
 
 
-def totp_for(account: StaffAccount, cipher: FieldCipher) -> pyotp.TOTP:
-    if account.totp_secret is None:
-        raise InvalidInput("Aucun second facteur n'est enrôlé pour ce compte.")
-    return pyotp.TOTP(cipher.decrypt(account.totp_secret, purpose=TOTP_PURPOSE))
+def matching_step(seed: str, code: str, now: float) -> int | None:
+    """The 30 s step (current or adjacent) whose 6-digit code is ``code``, or None."""
+    code = (code or "").strip().replace(" ", "")
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(seed)
+    for drift in (0, -1, 1):
+        step = int(now // totp.interval) + drift
+        if secrets.compare_digest(totp.at(step * totp.interval), code):
+            return step
+    return None
 
 
 def check_totp(account: StaffAccount, code: str, cipher: FieldCipher, *, at: float | None = None) -> bool:
     """A 6-digit code of the current (or adjacent) 30 s step, never the same step twice."""
-    code = (code or "").strip().replace(" ", "")
-    if account.totp_secret is None or not (len(code) == 6 and code.isdigit()):
+    if account.totp_secret is None:
         return False
-    totp = totp_for(account, cipher)
-    now = at if at is not None else utcnow().timestamp()
-    for drift in (0, -1, 1):
-        step = int(now // totp.interval) + drift
-        if secrets.compare_digest(totp.at(step * totp.interval), code):
-            if account.totp_last_step is not None and step <= account.totp_last_step:
-                return False  # replayed
-            account.totp_last_step = step
-            return True
-    return False
+    seed = cipher.decrypt(account.totp_secret, purpose=TOTP_PURPOSE)
+    step = matching_step(seed, code, at if at is not None else utcnow().timestamp())
+    if step is None or (account.totp_last_step is not None and step <= account.totp_last_step):
+        return False  # wrong, or replayed
+    account.totp_last_step = step
+    return True
 
 
 @dataclass(frozen=True)

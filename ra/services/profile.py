@@ -9,7 +9,6 @@ layer keeps it sealed (encrypted with the instance key) in the session cookie.
 from __future__ import annotations
 
 import base64
-import secrets
 
 import pyotp
 import segno
@@ -22,7 +21,7 @@ from ra.errors import InvalidInput, NotFound
 from ra.fieldcrypt import FieldCipher, FieldDecryptionError
 from ra.models import ApiToken, StaffAccount
 from ra.services.accounts import (
-    MIN_PASSWORD, TOTP_PURPOSE, check_password, hash_password, revoke_api_token,
+    MIN_PASSWORD, TOTP_PURPOSE, check_password, hash_password, matching_step, revoke_api_token,
 )
 
 ISSUER = "guichet"
@@ -62,23 +61,10 @@ def grouped(seed: str) -> str:
     return " ".join(seed[i:i + 4] for i in range(0, len(seed), 4))
 
 
-def _matching_step(seed: str, code: str, now: float) -> int | None:
-    """The 30 s step (current or adjacent) whose code is ``code``, or None."""
-    code = (code or "").strip().replace(" ", "")
-    if not (len(code) == 6 and code.isdigit()):
-        return None
-    totp = pyotp.TOTP(seed)
-    for drift in (0, -1, 1):
-        step = int(now // totp.interval) + drift
-        if secrets.compare_digest(totp.at(step * totp.interval), code):
-            return step
-    return None
-
-
 def enable_second_factor(session: Session, account: StaffAccount, seed: str, code: str,
                          cipher: FieldCipher, *, at: float | None = None) -> None:
     """Make ``seed`` the account's second factor if ``code`` comes from it; audited."""
-    step = _matching_step(seed, code, at if at is not None else utcnow().timestamp())
+    step = matching_step(seed, code, at if at is not None else utcnow().timestamp())
     if step is None:
         raise InvalidInput("Code incorrect : saisissez les six chiffres affichés par votre application.")
     replacing = bool(account.totp_enabled)
