@@ -9,21 +9,21 @@ refused before any check — the rate limit is read from the audit log, like the
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra import audit
 from ra.db import utcnow
 from ra.errors import InvalidInput, RAError
-from ra.models import AuditEvent, Certificate, CertificateState, RevocationRequest, RevocationRequestStatus
+from ra.models import Certificate, CertificateState, RevocationRequest, RevocationRequestStatus
 from ra.services.accounts import verify_or_dummy
 from ra.services.certificates import normalise_serial
 from ra.services.enrolment import normalise_code
 from ra.services.revocation import revoke_certificate
 from ra.services.revocation_requests import check_revocable, lock_certificate, reason_for
+from ra.services.throttle import recent_failures
 
 HOLDER_ACTOR = "porteur"
 HOLDER_REASONS = ("keyCompromise", "affiliationChanged", "cessationOfOperation", "superseded")
@@ -36,22 +36,6 @@ GENERIC_REFUSAL = "Le numéro de série ou le code de révocation est incorrect.
 class TooManyAttempts(RAError):
     http_status = 429
     code = "too_many_requests"
-
-
-def _ip_fragment(ip: str) -> str:
-    """The exact text ``"ip":"<ip>"`` takes in a row's canonical JSON details."""
-    return f'"ip":{json.dumps(ip, ensure_ascii=False)}'
-
-
-def recent_failures(session: Session, serial: str, ip: str | None, now: datetime) -> tuple[int, int]:
-    """Failed attempts within the window: (for this serial, from this address)."""
-    recent = (select(func.count()).select_from(AuditEvent)
-              .where(AuditEvent.action == FAILED, AuditEvent.at >= now - WINDOW))
-    by_serial = session.scalar(recent.where(AuditEvent.object_id == serial[:100])) or 0
-    by_address = 0
-    if ip:
-        by_address = session.scalar(recent.where(AuditEvent.details.contains(_ip_fragment(ip), autoescape=True))) or 0
-    return by_serial, by_address
 
 
 def _code_matches(cert: Certificate | None, code: str) -> bool:
@@ -74,7 +58,7 @@ def revoke_by_holder(
     reason = reason_for(reason_key, HOLDER_REASONS)
     if not code or len(code) > 64:
         raise InvalidInput("Saisissez le code de révocation remis avec le certificat.")
-    by_serial, by_address = recent_failures(session, normalised, ip, now)
+    by_serial, by_address = recent_failures(session, FAILED, normalised, ip, since=now - WINDOW)
     if by_serial >= MAX_FAILURES or by_address >= MAX_FAILURES:
         raise TooManyAttempts("Trop de tentatives infructueuses : réessayez dans 15 minutes.")
     cert = session.scalar(select(Certificate).where(Certificate.serial == normalised)

@@ -1,9 +1,10 @@
-"""Login rate limit, read from the audit log: no table of its own, nothing to clean up.
+"""Rate limits read from the audit log: no table of their own, nothing to clean up.
 
 Every failed login already writes an ``auth.login_failed`` row (``object_id`` = the email
 typed, ``details`` = canonical JSON holding ``"ip"``). Past a threshold of recent failures for
 an email or for an address, the login form is refused before the password is even checked,
-so a refusal says nothing about the password.
+so a refusal says nothing about the password. The holder's revocation with a code counts its
+failures the same way (:func:`recent_failures`).
 """
 
 from __future__ import annotations
@@ -48,15 +49,21 @@ def _ip_fragment(ip: str) -> str:
     return f'"ip":{json.dumps(ip, ensure_ascii=False)}'
 
 
-def login_pressure(session: Session, email: str, ip: str | None, *, now: datetime | None = None) -> LoginPressure:
-    since = (now or utcnow()) - WINDOW
+def recent_failures(session: Session, action: str, object_id: str, ip: str | None, *,
+                    since: datetime) -> tuple[int, int]:
+    """Audit rows ``action`` since ``since``: (about ``object_id``, from the address ``ip``)."""
     recent = (select(func.count()).select_from(AuditEvent)
-              .where(AuditEvent.action == FAILED_LOGIN, AuditEvent.at >= since))
-    by_account = session.scalar(recent.where(AuditEvent.object_id == audit_key(email))) or 0
+              .where(AuditEvent.action == action, AuditEvent.at >= since))
+    by_object = session.scalar(recent.where(AuditEvent.object_id == object_id[:100])) or 0
     by_address = 0
     if ip:
         # Canonical JSON (sorted keys, no blanks) makes this substring exact: the closing quote
         # stops 10.0.0.1 from matching 10.0.0.12.
         by_address = session.scalar(
             recent.where(AuditEvent.details.contains(_ip_fragment(ip), autoescape=True))) or 0
-    return LoginPressure(by_account, by_address)
+    return by_object, by_address
+
+
+def login_pressure(session: Session, email: str, ip: str | None, *, now: datetime | None = None) -> LoginPressure:
+    return LoginPressure(*recent_failures(session, FAILED_LOGIN, audit_key(email), ip,
+                                          since=(now or utcnow()) - WINDOW))
