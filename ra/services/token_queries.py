@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from ra.services.inputs import like_pattern
 from ra.db import utcnow
-from ra.errors import InvalidInput, NotFound
+from ra.errors import Forbidden, InvalidInput, NotFound
 from ra.models import Certificate, Entity, Holder, Role, StaffAccount, TokenEvent, TokenState, UsbToken
-from ra.permissions import Action, allowed, in_scope, officer_problem, require, visible_entity_ids
-from ra.services.tokens import TRANSITIONS, change_token_state, find_token, token_certificates
+from ra.permissions import Action, in_scope, require, visible_entity_ids
+from ra.services.tokens import TRANSITIONS, change_token_state, find_token, require_token_events, token_certificates
 
 # The events a person records from the screens (initialised and active belong to the station).
 SCREEN_EVENTS: tuple[TokenState, ...] = (TokenState.BLOCKED, TokenState.LOST, TokenState.RETIRED)
@@ -105,13 +105,12 @@ def visible_token(session: Session, actor: StaffAccount, serial: str) -> UsbToke
 
 
 def may_record_events(session: Session, actor: StaffAccount, token: UsbToken) -> bool:
-    """The same rule as ``change_token_state``: CA operators, or a qualified MC/AED in scope."""
-    if actor.role == Role.OPERATOR:
-        return allowed(actor, Action.PROCESS_REVOCATIONS)
-    if not actor.is_officer or token.entity_id is None:
+    """Whether the token screen offers its event buttons (``change_token_state``'s own rule)."""
+    try:
+        require_token_events(session, actor, token)
+    except (Forbidden, NotFound):
         return False
-    return (allowed(actor, Action.DELIVER) and officer_problem(actor) is None
-            and in_scope(session, actor, token.entity_id))
+    return True
 
 
 @dataclass(frozen=True)

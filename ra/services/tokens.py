@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ca.crl import Reason
 from ra import audit
 from ra.errors import IllegalTransition, NotFound
-from ra.models import Certificate, CertificateState, Order, StaffAccount, TokenEvent, TokenState, UsbToken
+from ra.models import Certificate, CertificateState, Order, Role, StaffAccount, TokenEvent, TokenState, UsbToken
 from ra.permissions import Action, require, require_entity
 from ra.services.revocation import revoke_certificate
 
@@ -56,16 +56,19 @@ def token_certificates(session: Session, token: UsbToken) -> list[Certificate]:
     ))
 
 
+def require_token_events(session: Session, actor: StaffAccount, token: UsbToken) -> None:
+    """Who records a token's events: a CA operator, or a qualified MC/AED of an entity in scope."""
+    if token.entity_id is None or actor.role == Role.OPERATOR:
+        require(actor, Action.PROCESS_REVOCATIONS)
+    else:
+        require_entity(session, actor, token.entity_id, Action.DELIVER)
+
+
 def change_token_state(session: Session, actor: StaffAccount, serial: str, to: TokenState, *,
                        note: str | None = None) -> UsbToken:
     """An MC/AED (in scope) or a CA operator records a token event; lost revokes its certificates."""
     token = find_token(session, serial)
-    if token.entity_id is None:
-        require(actor, Action.PROCESS_REVOCATIONS)
-    elif actor.role == "operator":
-        require(actor, Action.PROCESS_REVOCATIONS)
-    else:
-        require_entity(session, actor, token.entity_id, Action.DELIVER)
+    require_token_events(session, actor, token)
     record_token_event(session, token, to, actor=actor.email, note=note)
     revoked = []
     if to == S.LOST:
