@@ -53,6 +53,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+MAX_ID = 2**31 - 1  # ids from URLs and forms beyond the integer columns' range name nothing
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

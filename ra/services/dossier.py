@@ -187,7 +187,8 @@ def retention_date(session: Session, order: Order) -> date | None:
             pending.extend(session.scalars(select(Order).where(Order.renewal_of_id.in_(cert_ids))))
         elif current.state == OrderState.CANCELLED:
             cancelled = session.scalar(select(func.max(AuditEvent.at)).where(
-                AuditEvent.object_type == "order", AuditEvent.object_id == str(current.id),
+                AuditEvent.object_type == "order",  # rows written before 2026-11 name the order by id
+                AuditEvent.object_id.in_([current.reference, str(current.id)]),
                 AuditEvent.action == "order.cancel"))
             ends.append(retention_end((cancelled or current.created_at).date()))
         else:

@@ -31,7 +31,7 @@ from ra.models import (
 from ra.permissions import Action, require, require_entity, visible_entity_ids
 from ra.services.accounts import HASHER
 from ra.services.issuance import IssueCommand, issue_certificate
-from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action, reused_token
+from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action, order_for, reused_token
 from ra.services.revocation import revoke_certificate
 from ra.services.tokens import record_token_event, token_certificates
 
@@ -55,10 +55,7 @@ def hash_revocation_code(code: str) -> str:
 
 def enrolment_order(session: Session, actor: StaffAccount, order_id: int, today: date) -> Order:
     """The order, if this operator may enrol its token now; typed errors otherwise."""
-    order = session.get(Order, order_id)
-    if order is None:
-        raise NotFound("Commande introuvable.")
-    require_entity(session, actor, order.entity_id, Action.DELIVER)
+    order = order_for(session, actor, order_id, Action.DELIVER)
     delivery = session.get(DeliverySession, order.delivery_session_id) if order.delivery_session_id else None
     if delivery is None or delivery.session_date != today:
         raise IllegalTransition("Cette commande n'est pas dans une session de remise d'aujourd'hui.")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from ca.errors import RequestError
 from ca.profiles import PROFILES, HolderSubject
 from ra import audit
+from ra.db import MAX_ID
 from ra.errors import IllegalTransition, NotFound
 from ra.labels import STATE_LABELS, label
 from ra.models import (
@@ -134,9 +135,11 @@ def refresh_dossier_state(session: Session, order: Order, *, actor: str) -> Orde
 ORDER_ROWS = (selectinload(Order.entity), selectinload(Order.holder))
 
 
-def order_for(session: Session, actor: StaffAccount, order_id: int, action: Action = Action.VIEW_ORDERS) -> Order:
-    """The order, if its entity is in the actor's scope (404) and the role allows ``action`` (403)."""
-    order = session.get(Order, order_id)
+def order_for(session: Session, actor: StaffAccount, order_id: int, action: Action = Action.VIEW_ORDERS, *,
+              lock: bool = False) -> Order:
+    """The order (row-locked with ``lock``), if its entity is in the actor's scope (404) and the
+    role allows ``action`` (403)."""
+    order = session.get(Order, order_id, with_for_update=lock) if 0 < order_id <= MAX_ID else None
     if order is None or not in_scope(session, actor, order.entity_id):
         raise NotFound("Commande introuvable.")
     require(actor, action)

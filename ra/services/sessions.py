@@ -17,17 +17,15 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ra import audit
-from ra.services.inputs import like_pattern
+from ra.db import MAX_ID
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.labels import STATE_LABELS, label
 from ra.models import DeliverySession, Entity, Holder, Order, OrderState, SessionStatus, StaffAccount
-from ra.permissions import (
-    Action, require, require_entity, scope_condition, visible_entities, visible_entity_ids,
-)
-from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action
+from ra.permissions import Action, require, scope_condition, visible_entities, visible_entity_ids
+from ra.services.inputs import like_pattern
+from ra.services.orders import ORDER_ROWS, OrderAction, advance, check_action, order_for
 
 MAX_DAYS_AHEAD = 366
-MAX_ID = 2**31 - 1  # ids from URLs and forms beyond the column's range name nothing
 FACE_TO_FACE_DONE = (OrderState.IDENTITY_VERIFIED, OrderState.ISSUED, OrderState.DELIVERED)
 
 def normalise_name(text: str) -> str:
@@ -260,18 +258,9 @@ def _release_scheduled(session: Session, actor: StaffAccount, delivery: Delivery
 # --- the orders of a session --------------------------------------------------------------------
 
 
-def _order_for(session: Session, actor: StaffAccount, order_id: int) -> Order:
-    """The order, locked, if in the actor's scope (404) and the actor may deliver (403)."""
-    order = session.get(Order, order_id, with_for_update=True) if 0 < order_id <= MAX_ID else None
-    if order is None:
-        raise NotFound("Commande introuvable.")
-    require_entity(session, actor, order.entity_id, Action.DELIVER)
-    return order
-
-
 def session_order(session: Session, actor: StaffAccount, delivery: DeliverySession, order_id: int) -> Order:
     """An order of this very session, in the actor's scope."""
-    order = _order_for(session, actor, order_id)
+    order = order_for(session, actor, order_id, Action.DELIVER, lock=True)
     if order.delivery_session_id != delivery.id:
         raise NotFound("Cette commande ne fait pas partie de cette session.")
     return order
@@ -290,7 +279,7 @@ def add_orders(
         raise InvalidInput("Cochez au moins une commande à ajouter.")
     orders = []
     for order_id in ids:
-        order = _order_for(session, actor, order_id)
+        order = order_for(session, actor, order_id, Action.DELIVER, lock=True)
         check_action(order, OrderAction.SCHEDULE)
         if order.ordered_on > delivery.session_date:
             raise InvalidInput(f"La commande {order.reference} a été passée après la date de la session.")
