@@ -9,11 +9,11 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ra.blueprints.auth import open_session
+from ra.blueprints.common import DesignationForm
 from ra.errors import InvalidInput, RAError
 from ra.instance import current_instance
 from ra.models import StaffAccount
@@ -48,11 +48,6 @@ class PasswordForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     token_name = StringField("Nom du jeton (usage, poste…)", validators=[_REQUIRED, Length(max=100)])
-
-
-class DesignationForm(FlaskForm):
-    document = FileField("Désignation signée par le représentant légal (PDF, JPEG ou PNG, 10 Mo au plus)",
-                         validators=[FileRequired(message="Choisissez un fichier.")])
 
 
 # --- second factor ---------------------------------------------------------------------------

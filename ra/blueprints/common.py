@@ -8,6 +8,7 @@ from datetime import date
 
 from flask import Response, send_file
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import FileStorage
 from wtforms import SelectChoice
 
@@ -17,6 +18,13 @@ from ra.permissions import Action, require
 from ra.services.files import safe_filename
 from ra.services.inputs import FieldErrors
 from ra.web import actor
+
+
+class DesignationForm(FlaskForm):
+    """An MC/AED's designation, uploaded by the officer (« Mon compte ») or by a CA operator."""
+
+    document = FileField("Désignation signée par le représentant légal (PDF, JPEG ou PNG, 10 Mo au plus)",
+                         validators=[FileRequired(message="Choisissez un fichier.")])
 
 
 def may(action: Action) -> bool:

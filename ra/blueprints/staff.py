@@ -7,12 +7,11 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, EmailField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ra.blueprints.account import commit_upload
-from ra.blueprints.common import attachment, choices
+from ra.blueprints.common import DesignationForm, attachment, choices
 from ra.errors import Forbidden, NotFound, RAError
 from ra.instance import current_instance
 from ra.labels import N_, ROLE_LABELS
@@ -53,11 +52,6 @@ class AccountForm(FlaskForm):
 
 class TrainingForm(FlaskForm):
     training_date = DateField("Date de formation", validators=[Optional()])
-
-
-class DesignationForm(FlaskForm):
-    document = FileField("Désignation signée par le représentant légal (PDF, JPEG ou PNG)",
-                         validators=[FileRequired(message="Choisissez un fichier.")])
 
 
 class DecisionForm(FlaskForm):
