@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from flask import Response, send_file
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import FileStorage
@@ -25,6 +26,11 @@ class DesignationForm(FlaskForm):
 
     document = FileField("Désignation signée par le représentant légal (PDF, JPEG ou PNG, 10 Mo au plus)",
                          validators=[FileRequired(message="Choisissez un fichier.")])
+
+
+def translated(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(value, label) pairs with the labels (French, marked ``N_``) in the screen's language."""
+    return [(value, gettext(label)) for value, label in pairs]
 
 
 def may(action: Action) -> bool:

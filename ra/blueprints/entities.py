@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -10,11 +11,11 @@ from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from ra.blueprints.common import (
-    attachment, choices, form_date, int_or_none, may, show_errors, uploaded_bytes,
+    attachment, choices, form_date, int_or_none, may, show_errors, translated, uploaded_bytes,
 )
 from ra.errors import IllegalTransition, InvalidInput
 from ra.instance import current_instance
-from ra.labels import ENTITY_KIND_LABELS, N_
+from ra.labels import ENTITY_KIND_LABELS
 from ra.models import ConventionStatus, Entity, EntityStatus
 from ra.pagination import paginate
 from ra.permissions import Action, in_scope, require
@@ -53,9 +54,9 @@ def index():  # type: ignore[no-untyped-def]
     args = request.args
     stmt = service.entity_list_query(actor(), kind=args.get("type"), departement=args.get("departement"),
                                      text=args.get("q"))
-    filters = [("q", N_("Nom ou SIREN"), None, args.get("q")),
-               ("type", N_("Type"), list(ENTITY_KIND_LABELS.items()), args.get("type")),
-               ("departement", N_("Département"), None, args.get("departement"))]
+    filters = [("q", gettext("Nom ou SIREN"), None, args.get("q")),
+               ("type", gettext("Type"), translated(ENTITY_KIND_LABELS.items()), args.get("type")),
+               ("departement", gettext("Département"), None, args.get("departement"))]
     return render_template("entities/index.html", page=paginate(db(), stmt), filters=filters,
                            can_manage=may(Action.MANAGE_ACCOUNTS))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -14,11 +15,11 @@ from wtforms.validators import Optional
 
 from ca.profiles import PROFILES
 from ra.blueprints.common import (
-    attachment, choices, form_date, int_or_none, may, show_errors, uploaded_bytes,
+    attachment, choices, form_date, int_or_none, may, show_errors, translated, uploaded_bytes,
 )
 from ra.errors import IllegalTransition, InvalidInput
 from ra.instance import current_instance
-from ra.labels import N_, PROFILE_LABELS, STATE_LABELS
+from ra.labels import PROFILE_LABELS, STATE_LABELS
 from ra.models import DocumentKind, Order, OrderState
 from ra.pagination import paginate
 from ra.permissions import Action, require
@@ -64,11 +65,11 @@ def index():  # type: ignore[no-untyped-def]
     args = request.args
     stmt = service.order_list_query(actor(), state=args.get("etat"), entity_id=int_or_none(args.get("entite")),
                                     text=args.get("q"))
-    states = [(str(s), STATE_LABELS[str(s)]) for s in OrderState]
+    states = translated((str(s), STATE_LABELS[str(s)]) for s in OrderState)
     entities = [(str(i), name) for i, name in entity_choices(db(), actor())]
-    filters = [("q", N_("Porteur ou référence"), None, args.get("q")),
-               ("etat", N_("État"), states, args.get("etat")),
-               ("entite", N_("Entité"), entities, args.get("entite"))]
+    filters = [("q", gettext("Porteur ou référence"), None, args.get("q")),
+               ("etat", gettext("État"), states, args.get("etat")),
+               ("entite", gettext("Entité"), entities, args.get("entite"))]  # names, not translated
     return render_template("orders/index.html", page=paginate(db(), stmt), filters=filters,
                            can_create=may(Action.EDIT_ORDERS))
 

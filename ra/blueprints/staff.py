@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ra.blueprints.account import commit_upload
-from ra.blueprints.common import DesignationForm, attachment, choices
+from ra.blueprints.common import DesignationForm, attachment, choices, translated
 from ra.errors import Forbidden, NotFound, RAError
 from ra.instance import current_instance
 from ra.labels import N_, ROLE_LABELS
@@ -68,10 +69,10 @@ def index():  # type: ignore[no-untyped-def]
                                    text=args.get("q", ""), active=args.get("active", ""))
     page = paginate(db(), service.staff_query(actor(), filters))
     bar = [
-        ("q", N_("Nom ou adresse"), None, filters.text),
-        ("role", N_("Rôle"), list(ROLE_LABELS.items()), filters.role),
-        ("designation", N_("Désignation"), DESIGNATION_FILTER, filters.designation),
-        ("active", N_("État"), [("1", N_("Actif")), ("0", N_("Désactivé"))], filters.active),
+        ("q", gettext("Nom ou adresse"), None, filters.text),
+        ("role", gettext("Rôle"), translated(ROLE_LABELS.items()), filters.role),
+        ("designation", gettext("Désignation"), translated(DESIGNATION_FILTER), filters.designation),
+        ("active", gettext("État"), translated([("1", N_("Actif")), ("0", N_("Désactivé"))]), filters.active),
     ]
     return render_template("staff/index.html", page=page, bar=bar)
 

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from ra.db import utcnow
 from ra.errors import InvalidInput
 from ra.models import Authority, Certificate, CertificateState
-from ra.services.revocation_requests import reason_label
 
 MAX_INPUT = 64 * 1024
 UNREADABLE = "Le contenu envoyé n'est pas un certificat X.509 lisible (PEM ou DER attendu)."
@@ -36,7 +35,7 @@ class CertificateCheck:
     authority: str | None  # name of the CA that signed it, when issued here
     status: str  # valid / revoked / expired / unknown / not_ours / authority
     revoked_at: datetime | None = None
-    reason: str | None = None  # French label
+    reason: int | None = None  # RFC 5280 reason code of a revoked certificate
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
@@ -96,4 +95,4 @@ def check_certificate(session: Session, data: bytes, *, now: datetime | None = N
     if row is None or row.der != der:
         return check  # signed here, yet not the certificate the database holds for this serial
     return replace(check, status=row.status(now), revoked_at=row.revoked_at,
-                   reason=reason_label(row.revocation_reason) if row.revoked_at else None)
+                   reason=row.revocation_reason if row.revoked_at else None)

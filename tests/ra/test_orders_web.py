@@ -308,6 +308,16 @@ def test_lists_filter_and_stay_in_scope(db_session: Session, browser: Browser, s
     assert scene.epci.name in entities and scene.commune.name not in entities and scene.other_epci.name not in entities
 
 
+def test_entity_names_in_the_filter_are_escaped_text(db_session: Session, browser: Browser, setup: Setup) -> None:
+    scene, _ = setup("aed_in")
+    scene.commune.name = "<b>SYNDICAT</b> 100% EAU"  # markup and a % sign, as stored data may hold
+    db_session.commit()
+    response = browser.get("/commandes/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "&lt;b&gt;SYNDICAT&lt;/b&gt; 100% EAU" in page and "<b>SYNDICAT" not in page
+
+
 def test_cancel_without_reason_shows_the_error_and_keeps_the_order(db_session: Session, browser: Browser,
                                                                    setup: Setup) -> None:
     scene, person = setup("mc_in", convention=True)
