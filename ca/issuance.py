@@ -154,7 +154,6 @@ class Issuer:
         profiles: Mapping[str, Profile] = PROFILES,
     ) -> None:
         self.config = config
-        self._signing_key = signing_key
         self._signer = KeySigner(signing_key)
         self._hash = self._signer.algorithm.hash_algorithm()
         ca = config.certificate

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from ra.db import utcnow
@@ -39,7 +39,7 @@ def event_hash(
 
 
 def record(
-    session: Session | Connection | DriverTransaction, *, actor: str, action: str, object_type: str, object_id: object,
+    session: Session | DriverTransaction, *, actor: str, action: str, object_type: str, object_id: object,
     details: dict[str, object] | None = None,
 ) -> int:
     """Append one event to the chain inside the caller's transaction; return its sequence number.

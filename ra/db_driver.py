@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Select
 
@@ -37,8 +37,7 @@ Processor = Callable[[Any], Any] | None
 class _Compiled:
     """One statement compiled for one dialect and one set of parameter names."""
 
-    def __init__(self, statement: ClauseElement, engine: Engine, keys: Sequence[str]) -> None:
-        dialect = engine.dialect
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Sequence[str]) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         if compiled.post_compile_params:
             raise ValueError("statements with expanding parameters (IN lists) do not run on the driver")
@@ -111,7 +110,7 @@ class DriverTransaction:
         key = (id(statement), self.dialect.name, self.dialect.driver, tuple(values))
         compiled = self._cache.get(key)
         if compiled is None or compiled.statement is not statement:
-            compiled = self._cache[key] = _Compiled(statement, self._engine, tuple(values))
+            compiled = self._cache[key] = _Compiled(statement, self.dialect, tuple(values))
         parameters = compiled.parameters(values)
         cursor = self._cursor
         try:

@@ -113,10 +113,13 @@ class PriceSchedule:
         Every session page shows an invoice: the BPU is not parsed and checked on each request,
         yet an edited BPU applies without a restart."""
         key = None if path is None else str(path)
-        try:
-            stamp = None if path is None else (lambda s: (s.st_mtime_ns, s.st_size))(os.stat(path))
-        except OSError:
-            return cls.load(path)  # the error names the file
+        stamp = None
+        if path is not None:
+            try:
+                status = os.stat(path)
+            except OSError:
+                return cls.load(path)  # the error names the file
+            stamp = (status.st_mtime_ns, status.st_size)
         found = _CURRENT.get(key)
         if found is not None and found[0] == stamp:
             return found[1]
