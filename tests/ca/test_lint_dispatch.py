@@ -13,6 +13,7 @@ from pkilint import etsi, loader
 from pkilint.pkix import certificate as pkix_certificate
 
 from ca.lint import CERTIFICATE_TYPE, Linter
+import ca.lint_dispatch as dispatch
 from ca.lint_dispatch import DispatchingRunner
 from tests.ca.pki_fixtures import holder_key, holder_subject, rsa_chain
 from tests.ca.test_lint import holder_certificate, subject_with
@@ -77,8 +78,6 @@ def test_faulty_certificates_do_have_findings():
 
 @pytest.mark.parametrize("entries", [1, 3])
 def test_dispatch_tables_are_bounded(monkeypatch, entries):
-    import ca.lint_dispatch as dispatch
-
     monkeypatch.setattr(dispatch, "MAX_ENTRIES", entries)
     runner = DispatchingRunner(_pkilint_container())
     reference = _pkilint_container()

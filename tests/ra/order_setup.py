@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ra.documents.vault import FILE_SUFFIX, DocumentVault
 from ra.models import (
-    DesignationStatus, Document, DocumentKind, DossierDocument, Entity, EntityKind, Order, Role,
+    AuditEvent, DesignationStatus, Document, DocumentKind, DossierDocument, Entity, EntityKind, Order, Role,
     StaffAccount,
 )
 from ra.services.dossier import review_document, upload_document
@@ -180,3 +180,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "approve_convention": _OPERATOR_ACTION,
 }
 CONVENTION_ACTIONS = ("submit_convention", "approve_convention")
+
+
+def order_events(session: Session, order: Order) -> list[str]:
+    """The audit actions recorded for the order (under its reference), oldest first."""
+    return list(session.scalars(select(AuditEvent.action).where(
+        AuditEvent.object_type == "order", AuditEvent.object_id == order.reference).order_by(AuditEvent.seq)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -25,13 +26,22 @@ PARIS = timezone(timedelta(hours=1))
 AUTHORITY_ID = 7
 
 
+@contextmanager
+def migrated_engine(url: str) -> Iterator[Engine]:
+    """An engine on a migrated database holding one authority, disposed afterwards."""
+    upgrade_database(url)
+    engine = make_engine(url)
+    try:
+        add_authority(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    upgrade_database(database_url)
-    engine = make_engine(database_url)
-    add_authority(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine(database_url) as engine:
+        yield engine
 
 
 def add_authority(engine: Engine) -> None:
@@ -121,29 +131,25 @@ def test_expanding_parameters_are_refused_clearly(engine: Engine) -> None:
 
 
 def test_sqlite_driver_transactions_queue_on_the_writer_lock(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'driver.db'}"
-    upgrade_database(url)
-    engine = make_engine(url)
-    add_authority(engine)
-    order: list[str] = []
-    inside = threading.Event()
+    with migrated_engine(f"sqlite:///{tmp_path / 'driver.db'}") as engine:
+        order: list[str] = []
+        inside = threading.Event()
 
-    def second() -> None:
-        inside.wait()
+        def second() -> None:
+            inside.wait()
+            with DriverTransaction(engine) as tx:
+                order.append("second begins")
+                tx.execute(INSERT, row("e2"))
+
+        thread = threading.Thread(target=second)
+        thread.start()
         with DriverTransaction(engine) as tx:
-            order.append("second begins")
-            tx.execute(INSERT, row("e2"))
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    with DriverTransaction(engine) as tx:
-        tx.execute(INSERT, row("e1"))
-        inside.set()
-        thread.join(timeout=0.3)
-        assert thread.is_alive()  # waiting for the writer lock, not failing with "database is locked"
-        order.append("first commits")
-    thread.join(timeout=10)
-    assert order == ["first commits", "second begins"]
-    with make_session_factory(engine)() as session:
-        assert sorted(session.scalars(select(Certificate.serial))) == ["e1", "e2"]
-    engine.dispose()
+            tx.execute(INSERT, row("e1"))
+            inside.set()
+            thread.join(timeout=0.3)
+            assert thread.is_alive()  # waiting for the writer lock, not failing with "database is locked"
+            order.append("first commits")
+        thread.join(timeout=10)
+        assert order == ["first commits", "second begins"]
+        with make_session_factory(engine)() as session:
+            assert sorted(session.scalars(select(Certificate.serial))) == ["e1", "e2"]

@@ -31,7 +31,7 @@ from ra.services.orders import cancel_order
 from tests.ra.helpers import guichet
 from tests.ra.order_setup import (
     ORDER_DAY, Scene, accept_dossier, document_rows, dossier_rows, fill_dossier, jpeg_bytes, make_scene, pdf_bytes,
-    place_order, png_bytes, upload, vault_files,
+    order_events, place_order, png_bytes, upload, vault_files,
 )
 
 # --- dates -------------------------------------------------------------------------------------------
@@ -142,9 +142,7 @@ def test_a_rejected_piece_reopens_the_dossier_until_it_is_replaced(pki: Instance
     assert holder_id.review_status == ReviewStatus.REJECTED  # the history keeps its review
     with pytest.raises(IllegalTransition):
         review_document(db_session, scene.operator, order.id, holder_id.id, accept=True)
-    actions = list(db_session.scalars(select(AuditEvent.action).where(
-        AuditEvent.object_type == "order", AuditEvent.object_id == order.reference).order_by(AuditEvent.seq)))
-    assert actions == ["order.create", "order.complete_dossier", "order.reopen_dossier", "order.complete_dossier"]
+    assert order_events(db_session, order) == ["order.create", "order.complete_dossier", "order.reopen_dossier", "order.complete_dossier"]
 
 
 def test_missing_items_names_a_date_that_became_wrong(pki: Instance, db_session: Session) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ca.crl import Reason
 from ra.config import ISSUING_SLUG
+from ra.db import utcnow
 from ra.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from ra.fieldcrypt import FieldCipher
 from ra.instance import Instance
@@ -27,6 +28,7 @@ from ra.models import (
 )
 from ra.services import enrolment
 from ra.services.crl import publish_crl
+from ra.services.issuance import STALE_RESERVATION
 from ra.services.revocation import revoke_certificate
 from ra.services.tokens import TRANSITIONS, change_token_state
 from tests.ra.enrolment_setup import (
@@ -357,8 +359,6 @@ def test_another_csr_after_issuance_is_refused(pki: Instance, ready: Ready, ciph
 
 def _reservation(pki: Instance, ready: Ready, *, age: timedelta) -> int:
     """A certificate row left ``reserved`` for the order ``age`` ago (a process that stopped)."""
-    from ra.db import utcnow
-
     with pki.factory() as session:
         authority_id = pki.ca.authority(session, ISSUING_SLUG).id
         row = Certificate(authority_id=authority_id, serial=format(2**126 + secrets.randbits(64), "x"),
@@ -373,7 +373,7 @@ def _reservation(pki: Instance, ready: Ready, *, age: timedelta) -> int:
 def test_a_reservation_in_flight_refuses_a_second_issuance(pki: Instance, ready: Ready,
                                                            cipher: FieldCipher) -> None:
     register(pki, cipher, ready)
-    in_flight = _reservation(pki, ready, age=timedelta(minutes=2))
+    in_flight = _reservation(pki, ready, age=STALE_RESERVATION / 5)
     with pytest.raises(IllegalTransition, match="en cours"):
         submit(pki, ready)
     rows = certificates_of(pki, ready.order.id)
@@ -384,7 +384,7 @@ def test_a_reservation_in_flight_refuses_a_second_issuance(pki: Instance, ready:
 def test_an_abandoned_reservation_is_failed_and_the_order_issued(pki: Instance, ready: Ready,
                                                                  cipher: FieldCipher) -> None:
     register(pki, cipher, ready)
-    abandoned = _reservation(pki, ready, age=timedelta(minutes=11))
+    abandoned = _reservation(pki, ready, age=STALE_RESERVATION + timedelta(minutes=1))
     issued = submit(pki, ready)
     rows = {c.id: c for c in certificates_of(pki, ready.order.id)}
     assert set(rows) == {abandoned, issued.id}

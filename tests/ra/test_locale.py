@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gettext
+import os
+import shutil
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from ra import TRANSLATIONS
 from ra.fieldcrypt import FieldCipher
 from ra.models import Role
+from ra.translations import compile_catalogues
 from tests.ra.web import Browser, make_account
 
 
@@ -27,11 +36,6 @@ def test_english_is_chosen_and_kept(app: Flask, db_session: Session, cipher: Fie
 
 
 def test_every_screen_string_and_label_has_an_english_translation() -> None:
-    from pathlib import Path
-
-    from babel.messages.extract import extract_from_dir
-    from babel.messages.pofile import read_po
-
     root = Path(__file__).resolve().parents[2]
     with open(root / "translations/en/LC_MESSAGES/messages.po", "rb") as f:
         catalog = read_po(f)
@@ -48,13 +52,6 @@ def test_every_screen_string_and_label_has_an_english_translation() -> None:
 
 
 def test_catalogues_are_compiled_when_missing_or_older_than_their_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import gettext
-    import os
-    import shutil
-
-    from ra import TRANSLATIONS
-    from ra.translations import compile_catalogues
-
     messages = tmp_path / "en" / "LC_MESSAGES"
     messages.mkdir(parents=True)
     shutil.copy(TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po", messages / "messages.po")

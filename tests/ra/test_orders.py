@@ -15,7 +15,7 @@ from ra.errors import Forbidden, IllegalTransition, NotFound
 from ra.instance import Instance
 from ra.labels import STATE_LABELS
 from ra.models import (
-    AuditEvent, ConventionStatus, DocumentKind, EntityStatus, Holder, Order, OrderState, TokenState, UsbToken,
+    ConventionStatus, DocumentKind, EntityStatus, Holder, Order, OrderState, TokenState, UsbToken,
 )
 from ra.services.dossier import read_dossier_document, review_document
 from ra.services.entities import approve_convention, submit_convention
@@ -26,13 +26,8 @@ from ra.services.orders import (
 )
 from tests.ra.order_setup import (
     CONVENTION_ACTIONS, EXPECTED, FORBIDDEN, NOT_FOUND, OK, ORDER_DAY, ROLES, Scene, accept_dossier,
-    fill_dossier, holder_input, make_scene, pdf_bytes, place_order, upload,
+    fill_dossier, holder_input, make_scene, order_events, pdf_bytes, place_order, upload,
 )
-
-
-def audit_actions(session: Session, object_type: str, object_id: int | str) -> list[str]:
-    return list(session.scalars(select(AuditEvent.action).where(
-        AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id)).order_by(AuditEvent.seq)))
 
 
 # --- the transition table ----------------------------------------------------------------------
@@ -93,7 +88,7 @@ def test_order_is_created_as_a_draft_with_a_reference_and_an_audit_row(db_sessio
     assert re.fullmatch(r"C-2026-\d{6}", order.reference)
     assert order.state == OrderState.DRAFT and order.ordered_on == ORDER_DAY
     assert order.holder.display_name == "Marie DUBOIS" and order.created_by_id == scene.accounts["mc_in"].id
-    assert audit_actions(db_session, "order", order.reference) == ["order.create"]
+    assert order_events(db_session, order) == ["order.create"]
 
 
 @pytest.mark.parametrize("convention", [None, ConventionStatus.PENDING, ConventionStatus.REJECTED])
@@ -188,7 +183,7 @@ def test_operator_approves_a_complete_dossier_once_every_piece_is_accepted(pki: 
     accept_dossier(db_session, scene.operator, order)
     approve_order(db_session, scene.operator, order.id)
     assert order.state == OrderState.APPROVED
-    assert audit_actions(db_session, "order", order.reference)[-1] == "order.approve"
+    assert order_events(db_session, order)[-1] == "order.approve"
 
 
 def test_cancel_needs_a_reason_and_keeps_it(db_session: Session) -> None:
@@ -201,7 +196,7 @@ def test_cancel_needs_a_reason_and_keeps_it(db_session: Session) -> None:
     cancel_order(db_session, scene.accounts["mc_in"], order.id, "Le porteur a quitté la collectivité.")
     assert order.state == OrderState.CANCELLED
     assert order.cancelled_reason == "Le porteur a quitté la collectivité."
-    assert audit_actions(db_session, "order", order.reference)[-1] == "order.cancel"
+    assert order_events(db_session, order)[-1] == "order.cancel"
 
 
 def test_orders_list_shows_only_the_actors_scope(db_session: Session) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from datetime import date, datetime
 from decimal import Decimal
@@ -436,8 +437,6 @@ def test_bpu_loaded_from_a_path_equals_the_default(tmp_path, bpu):
 
 
 def test_the_current_bpu_is_read_again_only_when_its_file_changes(tmp_path, bpu):
-    import os
-
     path = tmp_path / "bpu.toml"
     path.write_text(DEFAULT_TEXT, encoding="utf-8")
     first = PriceSchedule.current(path)

@@ -4,6 +4,7 @@ delivery-day screen with the face-to-face form, the invoice block, and who may s
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from datetime import date, timedelta
 
@@ -217,8 +218,6 @@ def test_session_page_shows_invoice_lines(browser: Browser, db_session: Session,
 
 def test_a_broken_bpu_leaves_the_session_page_up_and_says_why(browser: Browser, db_session: Session, world: World,
                                                                monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import dataclasses
-
     broken = tmp_path / "bpu.toml"
     broken.write_text("vat_percent = \n", encoding="utf-8")
     instance = browser.app.extensions["guichet"]

@@ -51,7 +51,8 @@ def test_receipt_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dej
     assert grouped("4f1e2d3c4b5a69788796a5b4c3d2e1f0") in text and "0a1b2c3d4e5f6071" in text
     assert "21/11/2026 à 10:30 (heure de Paris)" in text  # UTC+1 in November
     assert "Le porteur" in text and "L'opérateur" in text and "Mandataire de certification" in text
-    assert ("Maëlle LE CŒUR" in text) is dejavu  # the core fonts have no Œ: folded to OE
+    assert ("Maëlle LE CŒUR" in text) is dejavu
+    assert ("Maëlle LE COEUR" in text) is not dejavu  # the core fonts have no Œ: folded to OE
 
 
 def test_client_refuses_a_bad_address_and_reports_non_json_answers() -> None:
